@@ -1,0 +1,3 @@
+"""flops_fit: plan, run and analyse compute-aware model studies."""
+
+__version__ = "0.1.0"
