@@ -1,0 +1,586 @@
+"""Grid-lines ptychography: objects, probe, scan, far-field diffraction, cache.
+
+An independent re-implementation of the "grid lines" benchmark of PtychoPINN
+(Hoidn, Mishra & Mehta, Sci. Rep. 13, 22789, 2023). The numbers it follows are
+in ``GRID_LINES.md``; where a choice is ours the docstring says so.
+
+Pipeline, per split (train, test)::
+
+    lines -> blurred amplitude A (+ phase phi) -> object O = A exp(i phi)   (k, size, size)
+    O / patch_norm -> patches Y on a regular scan grid                       (n, N, N)
+    psi = s Y P -> a = |fftshift(FFT2(psi))| / N -> counts ~ Poisson(a^2)    (n, N, N)
+    X = sqrt(counts) / s                                                     (n, 1, N, N)
+
+Units: pixels for lengths; ``X`` is in units of the noiseless amplitude
+``|FFT2(Y P)| / N`` (i.e. photon amplitude divided by the intensity scale).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import gaussian_filter
+from scipy.signal import windows
+from skimage.draw import line
+
+__all__ = [
+    "FORMAT_VERSION",
+    "GridLinesConfig",
+    "GridLinesData",
+    "Split",
+    "far_field_intensity",
+    "ideal_disk_probe",
+    "load_or_simulate",
+    "load_probe",
+    "make_object",
+    "scan_positions",
+    "simulate",
+    "stitch",
+]
+
+FORMAT_VERSION = 1  # bump when the simulated arrays or the cache layout change
+_CHUNK = 1024  # patterns per batched FFT + Poisson draw; bounds peak memory
+_BLUR_WEIGHTS = ((1.0, 1.0), (5.0, 2.0), (10.0, 5.0))  # (sigma px, weight): A = g1 + 2 g5 + 5 g10
+_TRUNCATE = 4.0  # scipy's default Gaussian truncation, in sigmas
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {name}={value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class GridLinesConfig:
+    """Parameters of a grid-lines dataset (defaults: the reference benchmark).
+
+    Parameters
+    ----------
+    N : int
+        Patch (and diffraction pattern) side, px.
+    size : int
+        Object side, px; the lines are drawn on a ``2 size`` canvas whose centre is kept.
+    nlines : int
+        Lines drawn on the canvas.
+    train_stride, test_stride : int
+        Scan step, px (the reference's ``outer_offset / 2``). Must be <= N: stitching
+        keeps the central stride x stride pixels of every patch.
+    n_train_objects, n_test_objects : int
+        Objects per split; every object is scanned with the same grid.
+    nphotons : float
+        Mean photons per diffraction pattern of the train split.
+    set_phi : bool
+        Give the object the reference's "set phase" (True by default: a zero phase makes
+        phase metrics meaningless).
+    probe : str
+        ``"ideal_disk"`` or a path to an ``.npz`` holding one complex (N, N) array (or one
+        named ``probe``).
+    train_seed, test_seed : int
+        Seeds of the two splits; they must differ so the test objects are new.
+    poisson : bool
+        Draw Poisson counts (True) or keep the noiseless amplitude.
+    """
+
+    N: int = 64
+    size: int = 392
+    nlines: int = 400
+    train_stride: int = 4
+    test_stride: int = 10
+    n_train_objects: int = 1
+    n_test_objects: int = 1
+    nphotons: float = 1e9
+    set_phi: bool = True
+    probe: str = "ideal_disk"
+    train_seed: int = 1
+    test_seed: int = 2
+    poisson: bool = True
+
+    def __post_init__(self) -> None:
+        ints = {"N": 1, "size": 1, "nlines": 1, "train_stride": 1, "test_stride": 1,
+                "n_train_objects": 1, "n_test_objects": 1, "train_seed": 0, "test_seed": 0}
+        for name, minimum in ints.items():
+            object.__setattr__(self, name, _check_int(name, getattr(self, name), minimum))
+        if self.N > self.size:
+            raise ValueError(f"N must be <= size, got N={self.N} and size={self.size}")
+        for name in ("train_stride", "test_stride"):
+            if getattr(self, name) > self.N:
+                raise ValueError(
+                    f"{name} must be <= N (stitching keeps the central stride x stride pixels "
+                    f"of each patch), got {name}={getattr(self, name)} and N={self.N}"
+                )
+        if self.train_seed == self.test_seed:
+            raise ValueError(
+                f"train_seed and test_seed must differ (else the test objects repeat the "
+                f"train ones), got both = {self.train_seed}"
+            )
+        nph = self.nphotons
+        if isinstance(nph, bool) or not isinstance(nph, (int, float, np.integer, np.floating)):
+            raise TypeError(f"nphotons must be a number, got {nph!r} ({type(nph).__name__})")
+        # numpy's Poisson sampler stops near 9.2e18 counts per pixel
+        if not (math.isfinite(nph) and 0 < nph <= 1e18):
+            raise ValueError(f"nphotons must be a finite number in (0, 1e18], got nphotons={nph}")
+        object.__setattr__(self, "nphotons", float(nph))
+        for name in ("set_phi", "poisson"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                value = getattr(self, name)
+                raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        probe = self.probe
+        if isinstance(probe, os.PathLike):
+            probe = os.fspath(probe)
+        if not isinstance(probe, str):
+            raise TypeError(
+                f"probe must be 'ideal_disk' or a path to an .npz file, got {probe!r}"
+            )
+        object.__setattr__(self, "probe", probe)
+        if probe != "ideal_disk":
+            load_probe(probe, self.N)  # fail now, not after minutes of work
+
+    @classmethod
+    def light(cls) -> GridLinesConfig:
+        """CPU preset: the reference object and N = 64, with coarser scans.
+
+        Same object statistics (size 392, 400 lines) and probe as the reference, one
+        object per split; train stride 14 gives 24 x 24 = 576 train patches, test
+        stride 20 gives 17 x 17 = 289 test patches (stitched test field 340 x 340 px),
+        against 6,889 and 1,089 in the reference.
+        """
+        return cls(train_stride=14, test_stride=20)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> GridLinesConfig:
+        """Build from a mapping; unknown keys are an error."""
+        _check_keys(values)
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a flat JSON-able dict."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> GridLinesConfig:
+        """A copy with ``changes`` applied (validated); unknown keys are an error."""
+        _check_keys(changes)
+        return dataclasses.replace(self, **changes)
+
+    def n_positions(self, stride: int) -> int:
+        """Scan points per object side for ``stride``: ``(size - N) // stride + 1``."""
+        return (self.size - self.N) // stride + 1
+
+    def cache_key(self) -> str:
+        """Stable hex digest of everything that determines the arrays.
+
+        Includes :data:`FORMAT_VERSION` and, for a probe file, a digest of its array
+        (so the key follows the content, not the path).
+        """
+        return hashlib.sha256(_key_payload(self).encode()).hexdigest()[:20]
+
+
+def _check_keys(values: Mapping[str, Any]) -> None:
+    allowed = [f.name for f in dataclasses.fields(GridLinesConfig)]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValueError(f"Unknown GridLinesConfig keys {unknown}; allowed keys are {allowed}")
+
+
+def _key_payload(cfg: GridLinesConfig) -> str:
+    fields = cfg.to_dict()
+    if cfg.probe != "ideal_disk":
+        digest = hashlib.sha256(load_probe(cfg.probe, cfg.N).tobytes()).hexdigest()
+        fields["probe"] = f"npz-sha256:{digest}"
+    return json.dumps({"format_version": FORMAT_VERSION, **fields}, sort_keys=True)
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One simulated split. ``n`` patches of side ``N`` from ``k`` objects of side ``size``.
+
+    Attributes
+    ----------
+    X : float32 (n, 1, N, N)
+        Network input: ``sqrt(counts) / intensity_scale``, fftshifted (zero frequency at
+        ``N // 2``).
+    Y : complex64 (n, N, N)
+        Labels: object patches divided by ``patch_norm``.
+    positions : int64 (n, 2)
+        (row, col) of each patch's top-left pixel on its object.
+    object_index : int64 (n,)
+        Which object each patch comes from (patches are object-major, then row-major).
+    objects : complex64 (k, size, size)
+        Ground-truth objects, in the same float32 values ``Y * patch_norm`` carries.
+    probe : complex64 (N, N)
+        The normalised probe used.
+    intensity_scale : float
+        ``s``; the test split reuses the train value.
+    patch_norm : float
+        Mean per-patch max amplitude of the train patches (the test split reuses it).
+    stride : int
+        Scan step, px.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    positions: np.ndarray
+    object_index: np.ndarray
+    objects: np.ndarray
+    probe: np.ndarray
+    intensity_scale: float
+    patch_norm: float
+    stride: int
+
+    @property
+    def n(self) -> int:
+        """Number of patches."""
+        return self.Y.shape[0]
+
+    @property
+    def N(self) -> int:
+        """Patch side, px."""
+        return self.Y.shape[-1]
+
+
+@dataclass(frozen=True, eq=False)
+class GridLinesData:
+    """The train and test splits and the config that made them."""
+
+    config: GridLinesConfig
+    train: Split
+    test: Split
+
+
+def ideal_disk_probe(N: int) -> np.ndarray:
+    """The reference's ideal probe: a blurred flat disk, normalised (complex64, (N, N)).
+
+    A separable Gaussian window of length N with std ``N / (0.7 pi^2)`` px; its outer
+    product thresholded at > 0.5 is a disk of diameter ~ ``2.35 N / (0.7 pi^2)``
+    (22 px at N = 64), blurred with a 1 px Gaussian; real, flat phase. Then
+    normalised by :func:`_normalise_probe`.
+    """
+    window = windows.gaussian(N, std=N / (0.7 * np.pi**2))
+    disk = (np.outer(window, window) > 0.5).astype(np.float64)
+    return _normalise_probe(gaussian_filter(disk, 1.0).astype(np.complex128))
+
+
+def _normalise_probe(probe: np.ndarray) -> np.ndarray:
+    """``P / (10 mean|P|)`` with the mean over the pixels with ``r < N/4`` of the centre.
+
+    The centre is ``(N - 1) / 2``, the window's. Our reading of the reference's
+    ``probe_scale = 10``; it fixes the scale of ``X``, not the photon count.
+    Values below ``1e-10`` of the peak are set to 0: far below float32 resolution of
+    any sum they enter, and as float32 denormals (the blurred disk's tails) they
+    slow the batched FFT about tenfold.
+    """
+    N = probe.shape[0]
+    c = np.arange(N) - (N - 1) / 2
+    inside = np.hypot(c[:, None], c[None, :]) < N / 4
+    mean = float(np.abs(probe[inside]).mean())
+    if mean == 0:
+        raise ValueError("probe is zero everywhere within r < N/4 of the centre; cannot normalise")
+    probe = probe / (10 * mean)
+    magnitude = np.abs(probe)
+    probe[magnitude < 1e-10 * magnitude.max()] = 0
+    return probe.astype(np.complex64)
+
+
+def load_probe(path: str | os.PathLike, N: int) -> np.ndarray:
+    """Read a complex (N, N) probe from an ``.npz`` (no pickles) and normalise it.
+
+    The file must hold one array, or several of which one is named ``probe``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"probe file not found: {str(path)!r}")
+    with np.load(path, allow_pickle=False) as npz:
+        names = list(npz.files)
+        if "probe" in names:
+            array = npz["probe"]
+        elif len(names) == 1:
+            array = npz[names[0]]
+        else:
+            raise ValueError(
+                f"probe file {str(path)!r} must hold one array or one named 'probe', "
+                f"got arrays {names}"
+            )
+    if not np.iscomplexobj(array):
+        raise ValueError(f"probe array in {str(path)!r} must be complex, got dtype {array.dtype}")
+    if array.shape != (N, N):
+        raise ValueError(
+            f"probe array in {str(path)!r} must have shape (N, N) = {(N, N)}, got {array.shape}"
+        )
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"probe array in {str(path)!r} has non-finite values")
+    return _normalise_probe(array)
+
+
+def _probe(cfg: GridLinesConfig) -> np.ndarray:
+    return ideal_disk_probe(cfg.N) if cfg.probe == "ideal_disk" else load_probe(cfg.probe, cfg.N)
+
+
+def make_object(
+    size: int, nlines: int, rng: np.random.Generator, *, set_phi: bool = True
+) -> np.ndarray:
+    """One grid-lines object (complex128, (size, size)).
+
+    ``nlines`` one-pixel lines with endpoints uniform over a ``2 size`` square canvas;
+    amplitude ``A = g1 + 2 g5 + 5 g10`` (``g_sigma``: Gaussian blur, std sigma px,
+    scipy's reflecting boundary), centre ``size x size`` crop; phase
+    ``pi tanh((A - max A / 2) / (3 mean A))`` of this object when ``set_phi``, else 0.
+
+    Only the crop plus the blur radius is filtered: the crop's values are those of
+    filtering the whole canvas, at a fraction of the cost.
+    """
+    canvas = np.zeros((2 * size, 2 * size))
+    for r0, c0, r1, c1 in rng.integers(0, 2 * size, size=(nlines, 4)):
+        canvas[line(r0, c0, r1, c1)] = 1.0
+    start = size // 2  # centre crop [start, start + size)
+    radius = int(_TRUNCATE * max(s for s, _ in _BLUR_WEIGHTS) + 0.5)
+    lo, hi = max(start - radius, 0), min(start + size + radius, 2 * size)
+    region = canvas[lo:hi, lo:hi]
+    amp = sum(w * gaussian_filter(region, s, truncate=_TRUNCATE) for s, w in _BLUR_WEIGHTS)
+    amp = amp[start - lo : start - lo + size, start - lo : start - lo + size]
+    if amp.max() <= 0:
+        raise ValueError(f"no line reaches the {size} x {size} crop; use more than nlines={nlines}")
+    phi = np.pi * np.tanh((amp - amp.max() / 2) / (3 * amp.mean())) if set_phi else 0.0
+    obj = np.empty(amp.shape, dtype=np.complex128)
+    obj.real, obj.imag = amp * np.cos(phi), amp * np.sin(phi)  # cheaper than exp(1j phi)
+    return obj
+
+
+def scan_positions(size: int, N: int, stride: int) -> np.ndarray:
+    """Top-left (row, col) of each patch of a regular grid, row-major (int64, (m*m, 2))."""
+    steps = np.arange((size - N) // stride + 1) * stride
+    rows, cols = np.meshgrid(steps, steps, indexing="ij")
+    return np.stack([rows.ravel(), cols.ravel()], axis=1).astype(np.int64)
+
+
+def _windows(image: np.ndarray, N: int, stride: int) -> np.ndarray:
+    """Strided view (m, m, N, N) of the scan's patches; no copy."""
+    m = (image.shape[0] - N) // stride + 1
+    return sliding_window_view(image, (N, N))[: m * stride : stride, : m * stride : stride]
+
+
+def _rescale(values: np.ndarray, patch_norm: float) -> np.ndarray:
+    # the single place normalised values go back to object units, so that stitching
+    # Y reproduces the stored objects bit for bit
+    return values * np.complex64(patch_norm)
+
+
+def far_field_intensity(psi: torch.Tensor) -> torch.Tensor:
+    """``|fftshift(FFT2(psi))|^2 / N^2`` over the last two axes (float32 for complex64).
+
+    Orthonormal FFT, so Parseval holds: the sum over a pattern equals ``sum |psi|^2``.
+    The squared modulus is taken as ``re^2 + im^2``: ``abs`` of a complex tensor uses
+    a careful ``hypot`` that costs more than the FFT itself.
+    """
+    spectrum = torch.view_as_real(torch.fft.fft2(psi, norm="ortho"))
+    return torch.fft.fftshift(spectrum.square().sum(dim=-1), dim=(-2, -1))
+
+
+def _diffract(
+    Y: np.ndarray, probe: np.ndarray, scale: float, rng: np.random.Generator | None
+) -> np.ndarray:
+    """X = sqrt(Poisson(|FFT(s Y P)|^2 / N^2)) / s in float32 (n, 1, N, N); batched."""
+    n, N, _ = Y.shape
+    X = np.empty((n, 1, N, N), dtype=np.float32)
+    illum = torch.from_numpy(probe) * scale  # s P, complex64
+    for start in range(0, n, _CHUNK):
+        intensity = far_field_intensity(torch.from_numpy(Y[start : start + _CHUNK]) * illum)
+        if rng is None:
+            out = intensity.sqrt_().div_(scale).numpy()
+        else:
+            counts = rng.poisson(intensity.numpy().astype(np.float64))  # int64 photons
+            out = np.sqrt(counts, dtype=np.float32) / np.float32(scale)
+        X[start : start + _CHUNK, 0] = out
+    return X
+
+
+def _make_split(
+    objects: np.ndarray,
+    probe: np.ndarray,
+    stride: int,
+    patch_norm: float,
+    nphotons: float,
+    scale: float | None,
+    rng: np.random.Generator | None,
+) -> Split:
+    k, size, _ = objects.shape
+    N = probe.shape[0]
+    normed = (objects / patch_norm).astype(np.complex64)
+    Y = np.concatenate([_windows(o, N, stride).reshape(-1, N, N) for o in normed])
+    pos = scan_positions(size, N, stride)
+    if scale is None:
+        # s = sqrt(nphotons / mean_n sum |Y P|^2): the mean pattern holds nphotons counts
+        energy = np.einsum("nij,ij->n", (Y.real**2 + Y.imag**2), np.abs(probe) ** 2)
+        scale = math.sqrt(nphotons / float(energy.mean()))
+    return Split(
+        X=_diffract(Y, probe, scale, rng),
+        Y=Y,
+        positions=np.tile(pos, (k, 1)),
+        object_index=np.repeat(np.arange(k, dtype=np.int64), len(pos)),
+        objects=_rescale(normed, patch_norm),
+        probe=probe,
+        intensity_scale=float(scale),
+        patch_norm=float(patch_norm),
+        stride=stride,
+    )
+
+
+def simulate(cfg: GridLinesConfig) -> GridLinesData:
+    """Simulate the train and test splits of ``cfg`` (vectorised: batched FFTs).
+
+    Each split's seed is split into an object stream and a noise stream, so the
+    objects do not depend on ``poisson``. The test split reuses the train
+    ``intensity_scale`` and ``patch_norm``: same beam, same units, nothing about the
+    test objects used to normalise them.
+    """
+    probe = _probe(cfg)
+    splits = {}
+    for name, seed, count, stride in (
+        ("train", cfg.train_seed, cfg.n_train_objects, cfg.train_stride),
+        ("test", cfg.test_seed, cfg.n_test_objects, cfg.test_stride),
+    ):
+        obj_seq, noise_seq = np.random.SeedSequence(seed).spawn(2)
+        obj_rng = np.random.default_rng(obj_seq)
+        objects = np.stack(
+            [make_object(cfg.size, cfg.nlines, obj_rng, set_phi=cfg.set_phi) for _ in range(count)]
+        )
+        if name == "train":
+            # mean over patches of the max amplitude in each patch
+            peaks = [_windows(np.abs(o), cfg.N, stride).max(axis=(-2, -1)) for o in objects]
+            patch_norm, scale = float(np.mean(peaks)), None
+        else:
+            patch_norm, scale = splits["train"].patch_norm, splits["train"].intensity_scale
+        noise_rng = np.random.default_rng(noise_seq) if cfg.poisson else None
+        splits[name] = _make_split(
+            objects, probe, stride, patch_norm, cfg.nphotons, scale, noise_rng
+        )
+    return GridLinesData(config=cfg, train=splits["train"], test=splits["test"])
+
+
+def stitch(
+    pred_patches: np.ndarray | torch.Tensor, split: Split, *, object_index: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tile the central ``stride x stride`` pixels of each patch of one object.
+
+    Parameters
+    ----------
+    pred_patches : complex (n, N, N)
+        Predictions for every patch of ``split``, in the units of ``split.Y``.
+    split : Split
+    object_index : int
+        Which object of the split to reconstruct (one 2-D result per call).
+
+    Returns
+    -------
+    recon, truth : complex64 (m stride, m stride)
+        The reconstruction times ``patch_norm`` (object units) and the matching crop
+        of the ground-truth object, which starts at pixel ``(N - stride) // 2``.
+        ``stitch(split.Y, split)`` returns ``truth`` exactly.
+    """
+    if isinstance(pred_patches, torch.Tensor):
+        pred_patches = pred_patches.detach().cpu().numpy()
+    pred = np.asarray(pred_patches)
+    if pred.shape != split.Y.shape:
+        raise ValueError(
+            f"pred_patches must have the split's patch shape {split.Y.shape}, got {pred.shape}"
+        )
+    if not np.iscomplexobj(pred):
+        raise ValueError(f"pred_patches must be complex, got dtype {pred.dtype}")
+    k = split.objects.shape[0]
+    if isinstance(object_index, bool) or not 0 <= object_index < k:
+        raise ValueError(f"object_index must be in [0, {k}), got {object_index!r}")
+    N, s = split.N, split.stride
+    m = (split.objects.shape[-1] - N) // s + 1  # scan points per side
+    lo = (N - s) // 2
+    centres = pred[split.object_index == object_index, lo : lo + s, lo : lo + s]
+    tiled = centres.astype(np.complex64).reshape(m, m, s, s).transpose(0, 2, 1, 3)
+    recon = _rescale(tiled.reshape(m * s, m * s), split.patch_norm)
+    truth = split.objects[object_index, lo : lo + m * s, lo : lo + m * s]
+    return recon, truth.copy()
+
+
+_SPLIT_FIELDS = ("X", "Y", "positions", "object_index", "objects", "probe")
+_SPLIT_SCALARS = ("intensity_scale", "patch_norm", "stride")
+
+
+def _save(data: GridLinesData, path: Path) -> None:
+    arrays: dict[str, np.ndarray] = {"key_payload": np.array(_key_payload(data.config))}
+    for name in ("train", "test"):
+        split = getattr(data, name)
+        for field in _SPLIT_FIELDS + _SPLIT_SCALARS:
+            arrays[f"{name}_{field}"] = np.asarray(getattr(split, field))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load(cfg: GridLinesConfig, path: Path) -> GridLinesData:
+    with np.load(path, allow_pickle=False) as npz:
+        if str(npz["key_payload"]) != _key_payload(cfg):
+            raise ValueError("it was written for another config or format version")
+        splits = {}
+        for name, stride in (("train", cfg.train_stride), ("test", cfg.test_stride)):
+            fields = {f: npz[f"{name}_{f}"] for f in _SPLIT_FIELDS}
+            scalars = {f: npz[f"{name}_{f}"].item() for f in _SPLIT_SCALARS}
+            split = Split(**fields, **scalars)
+            k = cfg.n_train_objects if name == "train" else cfg.n_test_objects
+            n = k * cfg.n_positions(stride) ** 2
+            N = cfg.N
+            expected = {"X": (n, 1, N, N), "Y": (n, N, N), "positions": (n, 2),
+                        "object_index": (n,), "objects": (k, cfg.size, cfg.size),
+                        "probe": (N, N)}
+            for f, shape in expected.items():
+                if getattr(split, f).shape != shape:
+                    raise ValueError(f"{name}_{f} has shape {getattr(split, f).shape}, "
+                                     f"expected {shape}")
+            if split.stride != stride:
+                raise ValueError(f"{name}_stride is {split.stride}, expected {stride}")
+            splits[name] = split
+    return GridLinesData(config=cfg, train=splits["train"], test=splits["test"])
+
+
+def load_or_simulate(cfg: GridLinesConfig, cache_dir: str | os.PathLike) -> GridLinesData:
+    """Load ``cfg``'s dataset from ``cache_dir``, or simulate and cache it.
+
+    The file is ``<cache_dir>/gridlines_<cfg.cache_key()>.npz``, written atomically
+    (temp file in the same folder, then ``os.replace``) and read without pickles. A
+    corrupt or mismatched file is reported with a ``UserWarning`` and regenerated.
+    """
+    if not isinstance(cfg, GridLinesConfig):
+        raise TypeError(f"cfg must be a GridLinesConfig, got {type(cfg).__name__}")
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    path = cache_dir / f"gridlines_{cfg.cache_key()}.npz"
+    if path.exists():
+        try:
+            return _load(cfg, path)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            warnings.warn(
+                f"Cached dataset {str(path)!r} is unusable ({err}); regenerating it.",
+                stacklevel=2,
+            )
+    data = simulate(cfg)
+    _save(data, path)
+    return data
