@@ -1,0 +1,795 @@
+"""Turn intent into a list of experiments, before anything trains.
+
+Two kinds of plan, one type (:class:`SweepPlan`):
+
+* :func:`plan_sweep` — an IsoFLOP sweep (Chinchilla "Approach 2" [1]_): for
+  each compute budget C, several model sizes N, each trained on the
+  D = C / (FLOPs per sample) samples the budget affords.
+* :func:`grid` — the Cartesian product of hyperparameter values.
+
+Cost per training sample is ``6·N·tokens_per_sample`` by default (dense
+transformers [2]_), or ``3 × forward_flops(model, sample_input)`` measured by
+running the model (:mod:`flops_fit.flops`), which is right for convolutions
+and Fourier neural operators where 6·N is not.
+
+References
+----------
+.. [1] J. Hoffmann et al., "Training Compute-Optimal Large Language Models",
+   arXiv:2203.15556 (2022).
+.. [2] J. Kaplan et al., "Scaling Laws for Neural Language Models",
+   arXiv:2001.08361 (2020).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import numbers
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from flops_fit.contracts import build_model, num_params, validate_model
+from flops_fit.flops import forward_flops, train_flops
+from flops_fit.results import experiment_id
+
+__all__ = [
+    "CHINCHILLA_TOKENS_PER_PARAM",
+    "SIX_N",
+    "Experiment",
+    "SweepPlan",
+    "grid",
+    "plan_sweep",
+    "validate_budgets",
+]
+
+# Training FLOPs per parameter per token of a dense transformer: a multiply-add
+# (2 FLOPs) per weight forward, twice that backward (Kaplan et al. 2020).
+SIX_N = 6.0
+# Compute-optimal tokens per parameter found by Hoffmann et al. (2022); the
+# centre around which plan_sweep spreads its sizes.
+CHINCHILLA_TOKENS_PER_PARAM = 20.0
+
+_SCALARS = (str, int, float, bool, type(None))
+_BUDGET_EXAMPLE = "e.g. compute_budgets=[1e15, 1e16]"
+
+
+def _scalar(value: Any) -> Any:
+    """A JSON scalar for a config value: numpy scalars unwrapped, others as JSON text or repr."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, _SCALARS):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` if JSON can hold it, else its repr (for model kwargs such as classes)."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return value
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One planned run.
+
+    Attributes
+    ----------
+    experiment_id : str
+        12-hex hash of :meth:`config` (computed when left empty, checked when given).
+    compute_budget : float or None
+        Training budget C in FLOPs (None in grid plans).
+    size_value : Any
+        Value of the size argument (e.g. ``width=32``).
+    model_params : int or None
+        Parameters N of the model built at ``size_value``.
+    train_samples : int or None
+        Training samples D: ``round(C / flops_per_sample)``.
+    samples_per_param : float or None
+        D / N (computed when left empty).
+    flops_per_sample : float or None
+        Training FLOPs per sample (forward + backward).
+    size_param : str or None
+        Name of the size argument.
+    model : str or None
+        Name of the model class.
+    hparams : dict
+        Other config entries, all JSON scalars: the model kwargs, grid axes, seed.
+    """
+
+    experiment_id: str = ""
+    compute_budget: float | None = None
+    size_value: Any = None
+    model_params: int | None = None
+    train_samples: int | None = None
+    samples_per_param: float | None = None
+    flops_per_sample: float | None = None
+    size_param: str | None = None
+    model: str | None = None
+    hparams: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hparams", dict(self.hparams))  # a private copy: the id hashes it
+        for key, value in self.hparams.items():
+            if not isinstance(value, _SCALARS):
+                raise TypeError(
+                    f"hparams[{key!r}] must be a str, int, float, bool or None, got {type(value).__name__}"
+                )
+        taken = {k for k in self._fields() if k in self.hparams}
+        if "experiment_id" in self.hparams or taken:
+            raise ValueError(
+                f"hparams may not use the names {sorted(taken | ({'experiment_id'} & set(self.hparams)))}, "
+                "which the experiment sets itself"
+            )
+        if self.samples_per_param is None and self.train_samples and self.model_params:
+            object.__setattr__(self, "samples_per_param", self.train_samples / self.model_params)
+        expected = experiment_id(self.config())
+        if not self.experiment_id:
+            object.__setattr__(self, "experiment_id", expected)
+        elif self.experiment_id != expected:
+            raise ValueError(
+                f"experiment_id {self.experiment_id!r} does not match its config (hash {expected!r})"
+            )
+
+    def _fields(self) -> dict[str, Any]:
+        """The config entries this experiment sets itself (not None)."""
+        own = {
+            "model": self.model,
+            "size_param": self.size_param,
+            "compute_budget": self.compute_budget,
+            "model_params": self.model_params,
+            "train_samples": self.train_samples,
+            "flops_per_sample": self.flops_per_sample,
+        }
+        if self.size_param is not None:
+            own[self.size_param] = _scalar(self.size_value)
+        return {k: v for k, v in own.items() if v is not None}
+
+    @property
+    def train_flops(self) -> float | None:
+        """Planned training FLOPs D × flops_per_sample (the budget up to rounding)."""
+        if self.train_samples is None or self.flops_per_sample is None:
+            return None
+        return self.train_samples * self.flops_per_sample
+
+    def config(self) -> dict[str, Any]:
+        """Flat JSON-able dict the runner hashes and passes to the training function.
+
+        Holds the model name, ``size_param`` and the size under its own name
+        (``"width": 32``), the model kwargs / grid values, and the budget, N,
+        D and FLOPs per sample when planned. Not the id (it is the hash of this).
+        """
+        own = self._fields()
+        head = {k: own.pop(k) for k in ("model", "size_param") if k in own}
+        if self.size_param is not None:
+            head[self.size_param] = own.pop(self.size_param)
+        return {**head, **self.hparams, **own}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+@dataclass(frozen=True, repr=False)
+class SweepPlan:
+    """A planned sweep: every experiment, visible before anything trains.
+
+    Attributes
+    ----------
+    experiments : tuple of Experiment
+    budgets : tuple of float or None
+        Compute budgets in FLOPs (IsoFLOP plans), ascending; None for grids.
+    model : str or None
+        Name of the model class.
+    size_param : str or None
+        Name of the size argument.
+    model_kwargs : dict
+        The other constructor arguments.
+    kind : {"isoflop", "grid"}
+    model_cls, sample_input
+        What :func:`plan_sweep` received, kept (not serialised, not compared)
+        so :meth:`estimate_time` can build the models.
+    """
+
+    experiments: tuple[Experiment, ...]
+    budgets: tuple[float, ...] | None = None
+    model: str | None = None
+    size_param: str | None = None
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["isoflop", "grid"] = "isoflop"
+    model_cls: Callable[..., torch.nn.Module] | None = field(default=None, compare=False)
+    sample_input: Any = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "experiments", tuple(self.experiments))
+        if self.budgets is not None:
+            object.__setattr__(self, "budgets", tuple(float(b) for b in self.budgets))
+        if self.kind not in ("isoflop", "grid"):
+            raise ValueError(f"Got kind={self.kind!r}, expected one of ['isoflop', 'grid']")
+        ids = [e.experiment_id for e in self.experiments]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"SweepPlan has repeated experiments (same config): {repeated}")
+
+    @property
+    def num_experiments(self) -> int:
+        """Number of experiments."""
+        return len(self.experiments)
+
+    def __len__(self) -> int:
+        return len(self.experiments)
+
+    @property
+    def total_flops(self) -> float | None:
+        """Training FLOPs of the whole plan (sum of D × FLOPs per sample); None for grids."""
+        flops = [e.train_flops for e in self.experiments]
+        if not flops or any(f is None for f in flops):
+            return None
+        return float(sum(flops))
+
+    def configs(self) -> list[dict[str, Any]]:
+        """One flat config dict per experiment, what :func:`flops_fit.runner.run_sweep` takes."""
+        return [e.config() for e in self.experiments]
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per experiment: id, config, and for IsoFLOP plans D/N and train FLOPs."""
+        rows = []
+        for e in self.experiments:
+            row = {"experiment_id": e.experiment_id, **e.config()}
+            if e.compute_budget is not None:
+                row["samples_per_param"] = e.samples_per_param
+                row["train_flops"] = e.train_flops
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        if self.kind == "isoflop" and rows:
+            first = ["experiment_id", "compute_budget", self.size_param, "model_params",
+                     "train_samples", "samples_per_param", "flops_per_sample", "train_flops"]
+            frame = frame[first + [c for c in frame.columns if c not in first]]
+        return frame
+
+    def __repr__(self) -> str:
+        n = self.num_experiments
+        if self.kind == "grid":
+            axes = list(self.experiments[0].hparams) if self.experiments else []
+            lines = [f"SweepPlan: grid of {n} experiments over {', '.join(axes)}"]
+            table = self.to_frame().drop(columns="experiment_id")
+        else:
+            kwargs = f" (model_kwargs={self.model_kwargs})" if self.model_kwargs else ""
+            budgets = ", ".join(_fmt(b) for b in self.budgets or ())
+            total = self.total_flops
+            lines = [
+                f"SweepPlan: IsoFLOP sweep of {self.model} over {self.size_param}{kwargs}",
+                f"  budgets (FLOPs): {budgets}",
+                f"  {n} experiments, {_fmt(total) if total else 0} training FLOPs in total",
+            ]
+            cols = ["compute_budget", self.size_param, "model_params", "train_samples",
+                    "samples_per_param", "flops_per_sample"]
+            table = self.to_frame()[cols] if n else pd.DataFrame(columns=cols)
+            table = table.rename(columns={"compute_budget": "budget", "model_params": "params",
+                                          "train_samples": "samples", "samples_per_param": "samples/param",
+                                          "flops_per_sample": "FLOPs/sample"})
+        if n:
+            lines.append(table.to_string(index=False, max_rows=20, float_format=_fmt))
+        return "\n".join(lines)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Serialise the plan (not ``model_cls``/``sample_input``); write to ``path`` if given.
+
+        Model kwargs that JSON cannot hold (classes, functions) are stored as
+        their repr, so they do not round-trip; the experiments always do.
+        """
+        data = {
+            "kind": self.kind,
+            "model": self.model,
+            "size_param": self.size_param,
+            "model_kwargs": {k: _jsonable(v) for k, v in self.model_kwargs.items()},
+            "budgets": list(self.budgets) if self.budgets is not None else None,
+            "experiments": [asdict(e) for e in self.experiments],
+        }
+        text = json.dumps(data, indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> SweepPlan:
+        """Read a plan written by :meth:`to_json`: JSON text, or a path to a file of it."""
+        text = source
+        if isinstance(source, Path) or not str(source).lstrip().startswith("{"):
+            text = Path(source).read_text()
+        data = json.loads(text)
+        allowed = {"kind", "model", "size_param", "model_kwargs", "budgets", "experiments"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValueError(f"Unknown keys in a SweepPlan JSON: {unknown}, expected {sorted(allowed)}")
+        names = {f.name for f in fields(Experiment)}
+        experiments = []
+        for item in data.get("experiments", []):
+            extra = sorted(set(item) - names)
+            if extra:
+                raise ValueError(f"Unknown keys in an experiment: {extra}, expected {sorted(names)}")
+            experiments.append(Experiment(**item))
+        return cls(
+            experiments=tuple(experiments),
+            budgets=data.get("budgets"),
+            model=data.get("model"),
+            size_param=data.get("size_param"),
+            model_kwargs=data.get("model_kwargs") or {},
+            kind=data.get("kind", "isoflop"),
+        )
+
+    def estimate_time(
+        self,
+        device: str = "cpu",
+        *,
+        steps: int = 3,
+        batch_size: int = 8,
+        builder: Callable[[dict[str, Any]], tuple[torch.nn.Module, Any]] | None = None,
+        samples: int | Callable[[dict[str, Any]], int] | None = None,
+        by: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Time a few training steps per distinct model and extrapolate to every experiment.
+
+        Parameters
+        ----------
+        device : str
+            Where to time (``"cpu"``, ``"cuda"``, ``"mps"``).
+        steps : int
+            Timed AdamW steps per distinct model (after one warm-up step); the
+            median is used.
+        batch_size : int
+            Samples per timed step (the sample input's first item is repeated).
+        builder : callable, optional
+            ``builder(config) -> (model, sample_input)``. Default for plans from
+            :func:`plan_sweep` given a ``sample_input``: the planned model at
+            the experiment's size and that input. Grid plans (and plans read
+            from JSON) need one.
+        samples : int or callable, optional
+            Training samples to extrapolate to: default the planned
+            ``train_samples``; for grid plans an int or ``samples(config)``
+            (e.g. ``lambda c: c["epochs"] * 4096``).
+        by : sequence of str, optional
+            Config keys that determine the model, so each distinct model is
+            timed once. Default: every key except budget, N, D, FLOPs and seed.
+
+        Returns
+        -------
+        pandas.DataFrame
+            :meth:`to_frame` plus ``seconds_per_sample`` and
+            ``estimated_time_s``; ``frame.attrs["total_time_s"]`` is the sum.
+            Noisy on a shared machine; a planning aid, not a promise.
+        """
+        from flops_fit.training import time_train_step  # training is heavier than planning
+
+        if builder is None:
+            builder = self._default_builder()
+        frame = self.to_frame()
+        configs = self.configs()
+        skip = {"compute_budget", "model_params", "train_samples", "flops_per_sample", "seed"}
+        per_sample: dict[str, float] = {}
+        seconds, estimates = [], []
+        for experiment, config in zip(self.experiments, configs, strict=True):
+            keys = list(by) if by is not None else [k for k in config if k not in skip]
+            key = json.dumps({k: config.get(k) for k in keys}, sort_keys=True)
+            if key not in per_sample:
+                model, sample_input = builder(config)
+                per_sample[key] = time_train_step(
+                    model, sample_input, device=device, steps=steps, batch_size=batch_size
+                )
+            n = self._samples_for(experiment, config, samples)
+            seconds.append(per_sample[key])
+            estimates.append(per_sample[key] * n)
+        frame["seconds_per_sample"] = seconds
+        frame["estimated_time_s"] = estimates
+        frame.attrs["total_time_s"] = float(sum(estimates))
+        return frame
+
+    def _default_builder(self) -> Callable[[dict[str, Any]], tuple[torch.nn.Module, Any]]:
+        if self.model_cls is None or self.sample_input is None or self.size_param is None:
+            raise ValueError(
+                "estimate_time needs a way to build each model: pass "
+                "builder=lambda config: (model, sample_input), or plan with "
+                "plan_sweep(..., sample_input=...)"
+            )
+        model_cls, size_param, kwargs, x = self.model_cls, self.size_param, self.model_kwargs, self.sample_input
+        return lambda config: (build_model(model_cls, size_param, config[size_param], kwargs), x)
+
+    @staticmethod
+    def _samples_for(experiment: Experiment, config: dict[str, Any], samples: Any) -> int:
+        if callable(samples):
+            return int(samples(config))
+        if samples is not None:
+            return int(samples)
+        if experiment.train_samples is None:
+            raise ValueError(
+                "grid experiments have no planned train_samples; pass samples=<int> "
+                "or samples=lambda config: <samples>"
+            )
+        return experiment.train_samples
+
+
+def validate_budgets(compute_budgets: Any) -> tuple[float, ...]:
+    """Check compute budgets and return them as ascending floats.
+
+    Parameters
+    ----------
+    compute_budgets : sequence of float, or one float
+        Training budgets in FLOPs.
+
+    Returns
+    -------
+    tuple of float
+
+    Raises
+    ------
+    ValueError
+        Missing, empty, non-numeric, non-finite, <= 0 or repeated budgets.
+    """
+    if compute_budgets is None:
+        raise ValueError(f"compute_budgets is required: training budgets in FLOPs, {_BUDGET_EXAMPLE}")
+    if isinstance(compute_budgets, numbers.Real) and not isinstance(compute_budgets, bool):
+        compute_budgets = [compute_budgets]
+    if isinstance(compute_budgets, (str, bytes, Mapping)) or not isinstance(
+        compute_budgets, (Sequence, np.ndarray)
+    ):
+        raise ValueError(
+            f"compute_budgets must be a list of FLOP budgets, got {type(compute_budgets).__name__}; "
+            f"{_BUDGET_EXAMPLE}"
+        )
+    if len(compute_budgets) == 0:
+        raise ValueError(f"compute_budgets is empty; give at least one budget in FLOPs, {_BUDGET_EXAMPLE}")
+    budgets = []
+    for i, b in enumerate(compute_budgets):
+        if isinstance(b, bool) or not isinstance(b, numbers.Real):
+            raise ValueError(f"compute_budgets must hold numbers, got {b!r} ({type(b).__name__}) at position {i}")
+        if not math.isfinite(b) or b <= 0:
+            raise ValueError(f"compute_budgets must be finite and > 0 FLOPs, got {b:g} at position {i}")
+        budgets.append(float(b))
+    repeated = sorted({b for b in budgets if budgets.count(b) > 1})
+    if repeated:
+        raise ValueError(f"compute_budgets has repeated values: [{', '.join(f'{b:g}' for b in repeated)}]")
+    return tuple(sorted(budgets))
+
+
+@dataclass(frozen=True)
+class _Probe:
+    size: Any
+    params: int
+    flops_per_sample: float  # training FLOPs per sample
+
+
+def _to(x: Any, device: str | torch.device) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    if isinstance(x, (tuple, list)):
+        return type(x)(_to(v, device) for v in x)
+    return x
+
+
+def _probe(model_cls: Any, size_param: str, size: Any, kwargs: Mapping[str, Any],
+           sample_input: Any, tokens_per_sample: float) -> _Probe:
+    """N and training FLOPs per sample of one size; on the meta device when the model allows."""
+
+    def measure(device: str | None) -> _Probe:
+        model = build_model(model_cls, size_param, size, kwargs, device=device)
+        n = num_params(model)
+        if sample_input is None:
+            return _Probe(size, n, SIX_N * n * tokens_per_sample)
+        x = sample_input if device is None else _to(sample_input, device)
+        return _Probe(size, n, train_flops(forward_flops(model, x), 1))
+
+    try:
+        # Shapes only: no memory, no arithmetic, so large candidates cost nothing.
+        return measure("meta")
+    except Exception:  # constructors or forwards that need real data fall back to the CPU
+        return measure(None)
+
+
+def _candidate_sizes(size_range: tuple[int, int], num: int = 32) -> list[int]:
+    lo, hi = size_range
+    return sorted({int(round(v)) for v in np.geomspace(lo, hi, num)})
+
+
+def _check_sizes(sizes: Any) -> list[Any]:
+    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)) or len(sizes) == 0:
+        raise ValueError(f"sizes must be a non-empty list of size values, got {sizes!r}")
+    values = [s.item() if isinstance(s, np.generic) else s for s in sizes]
+    for s in values:
+        if isinstance(s, bool) or not isinstance(s, numbers.Real) or not s > 0:
+            raise ValueError(f"sizes must be numbers > 0, got {s!r}")
+    repeated = sorted({s for s in values if values.count(s) > 1})
+    if repeated:
+        raise ValueError(f"sizes has repeated values: {repeated}")
+    return values
+
+
+def _select(probes: list[_Probe], budget: float, n: int, spread: float,
+            target: float, tokens_per_sample: float) -> tuple[list[_Probe], int]:
+    """Up to ``n`` probes spread log-uniformly in N around the budget's centre.
+
+    The centre is the probe whose tokens per parameter (C / f · t / N) is
+    closest, in log, to ``target``; the aims are centre · spread^[-1..1].
+    Returns the chosen probes (ascending N) and the centre's index.
+    """
+    params = np.array([p.params for p in probes], dtype=float)
+    ratio = np.array([budget / p.flops_per_sample * tokens_per_sample / p.params for p in probes])
+    centre = int(np.argmin(np.abs(np.log(ratio) - math.log(target))))
+    if len(probes) <= n:
+        return list(probes), centre
+    aims = params[centre] * spread ** np.linspace(-1.0, 1.0, n) if n > 1 else params[[centre]]
+    chosen: list[int] = []
+    for aim in aims:
+        i = int(np.argmin(np.abs(np.log(params) - math.log(aim))))
+        if i not in chosen:
+            chosen.append(i)
+    # Coarse candidate lists map several aims to one size; fill from nearest the centre.
+    for i in np.argsort(np.abs(np.log(params) - math.log(params[centre])), kind="stable"):
+        if len(chosen) >= n:
+            break
+        if int(i) not in chosen:
+            chosen.append(int(i))
+    return [probes[i] for i in sorted(chosen, key=lambda i: params[i])], centre
+
+
+def plan_sweep(
+    model_cls: Callable[..., torch.nn.Module],
+    size_param: str,
+    model_kwargs: Mapping[str, Any] | None = None,
+    compute_budgets: Sequence[float] | None = None,
+    *,
+    num_sizes_per_budget: int = 7,
+    sizes: Sequence[Any] | None = None,
+    sample_input: Any = None,
+    tokens_per_sample: float = 1,
+    flops: Literal["auto", "6N", "measured"] = "auto",
+    size_range: tuple[int, int] = (4, 4096),
+    spread: float = 4.0,
+    target_tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM,
+    min_samples: int = 1,
+    min_samples_per_param: float = 0.0,
+    seed: int | None = None,
+) -> SweepPlan:
+    """Plan an IsoFLOP sweep: per budget, several sizes, each with the data the budget affords.
+
+    Parameters
+    ----------
+    model_cls : callable
+        Class (or function) building the model; ``size_param`` sets its size.
+    size_param : str
+        Constructor argument that sets the size (``"width"``, ``"d_model"``).
+    model_kwargs : dict, optional
+        The other constructor arguments.
+    compute_budgets : sequence of float
+        Training budgets C in FLOPs.
+    num_sizes_per_budget : int
+        Sizes per budget (fewer when fewer candidates exist or some are infeasible).
+    sizes : sequence, optional
+        Candidate size values; every one must build. Default: integers
+        log-spaced over ``size_range``, probed upward until past the largest
+        budget's range (ones that do not build are skipped with a warning).
+    sample_input : tensor or tuple of tensors, optional
+        A batch the model accepts. When given, FLOPs per sample are measured:
+        ``3 × forward_flops(model, sample_input)``.
+    tokens_per_sample : float
+        Tokens in one sample (sequence length); 6N FLOPs are per token, and
+        the centre is set in tokens per parameter. 1 for non-token data.
+    flops : {"auto", "6N", "measured"}
+        "auto" measures when ``sample_input`` is given, else uses
+        ``6 · N · tokens_per_sample``.
+    size_range : (int, int)
+        Range of generated candidate sizes when ``sizes`` is None.
+    spread : float
+        Sizes aim at N_c / spread .. N_c · spread (log-uniform) around the
+        centre N_c, the size trained at ``target_tokens_per_param``. The
+        default 4 spans 16x in N (about 1.2 decades), like Chinchilla's
+        IsoFLOP profiles.
+    target_tokens_per_param : float
+        Tokens per parameter at the centre (20, Hoffmann et al. 2022).
+    min_samples : int
+        Sizes whose D = round(C / FLOPs per sample) is below this are
+        infeasible for that budget.
+    min_samples_per_param : float
+        Sizes with D / N below this are infeasible (0 disables; a bound on
+        samples, not tokens, so it also makes sense for non-token data).
+    seed : int, optional
+        Put in every config (the runner otherwise adds its own).
+
+    Returns
+    -------
+    SweepPlan
+        Experiments ascending by budget, then N. D is rounded to the nearest
+        integer, so D · FLOPs per sample is within half a sample's FLOPs of C.
+
+    Raises
+    ------
+    ValueError
+        Bad budgets or options, a given size that cannot be built, no
+        candidate that builds, or a budget with no feasible size (named).
+
+    Warns
+    -----
+    UserWarning
+        Infeasible sizes dropped (which, for which budget, and why); generated
+        candidates that did not build; a budget's centre at the edge of the
+        probed range.
+    """
+    budgets = validate_budgets(compute_budgets)
+    if isinstance(num_sizes_per_budget, bool) or not isinstance(num_sizes_per_budget, numbers.Integral) \
+            or num_sizes_per_budget < 1:
+        raise ValueError(f"num_sizes_per_budget must be an int >= 1, got {num_sizes_per_budget!r}")
+    if flops not in ("auto", "6N", "measured"):
+        raise ValueError(f"Got flops={flops!r}, expected one of ['auto', '6N', 'measured']")
+    if flops == "measured" and sample_input is None:
+        raise ValueError("flops='measured' needs a sample_input (a batch the model accepts)")
+    if not (isinstance(tokens_per_sample, numbers.Real) and tokens_per_sample > 0):
+        raise ValueError(f"tokens_per_sample must be > 0, got {tokens_per_sample!r}")
+    if not (isinstance(spread, numbers.Real) and spread > 1):
+        raise ValueError(f"spread must be > 1, got {spread!r}")
+    if not (isinstance(target_tokens_per_param, numbers.Real) and target_tokens_per_param > 0):
+        raise ValueError(f"target_tokens_per_param must be > 0, got {target_tokens_per_param!r}")
+    lo, hi = size_range
+    if not (0 < lo <= hi):
+        raise ValueError(f"size_range must be (low, high) with 0 < low <= high, got {size_range!r}")
+    kwargs = dict(model_kwargs or {})
+    given = _check_sizes(sizes) if sizes is not None else None
+    validate_model(model_cls, size_param, kwargs, probe_size=min(given) if given else lo)
+    measured_input = sample_input if flops != "6N" else None
+
+    if given is not None:
+        probes = [_probe(model_cls, size_param, s, kwargs, measured_input, tokens_per_sample) for s in given]
+    else:
+        probes = _probe_upward(model_cls, size_param, kwargs, measured_input, tokens_per_sample,
+                               _candidate_sizes((lo, hi)), budgets[-1], spread, target_tokens_per_param)
+    probes.sort(key=lambda p: p.params)
+
+    hparams = {k: _scalar(v) for k, v in kwargs.items()}
+    if seed is not None:
+        hparams["seed"] = seed
+    name = getattr(model_cls, "__name__", repr(model_cls))
+    experiments: list[Experiment] = []
+    for budget in budgets:
+        chosen, centre = _select(probes, budget, num_sizes_per_budget, spread,
+                                 target_tokens_per_param, tokens_per_sample)
+        if given is None and centre in (0, len(probes) - 1) and len(probes) > 1:
+            end = "smallest" if centre == 0 else "largest"
+            warnings.warn(
+                f"compute budget {_fmt(budget)}: its compute-optimal centre is at the {end} probed "
+                f"size ({size_param}={probes[centre].size}); widen size_range={size_range}",
+                stacklevel=2,
+            )
+        kept, dropped = [], []
+        for p in chosen:
+            d = int(round(budget / p.flops_per_sample))
+            if d < min_samples:
+                dropped.append(f"{size_param}={p.size} ({d} samples < min_samples={min_samples})")
+            elif d / p.params < min_samples_per_param:
+                dropped.append(f"{size_param}={p.size} ({d / p.params:.3g} samples per parameter "
+                               f"< min_samples_per_param={min_samples_per_param})")
+            else:
+                kept.append((p, d))
+        if not kept:
+            smallest = probes[0]
+            raise ValueError(
+                f"No feasible model size for compute budget {_fmt(budget)} FLOPs: "
+                f"{'; '.join(dropped)}. The smallest size, {size_param}={smallest.size}, costs "
+                f"{_fmt(smallest.flops_per_sample)} FLOPs per sample; raise the budget or use smaller sizes"
+            )
+        if dropped:
+            warnings.warn(
+                f"compute budget {_fmt(budget)}: dropped infeasible sizes {'; '.join(dropped)}",
+                stacklevel=2,
+            )
+        for p, d in kept:
+            experiments.append(Experiment(
+                compute_budget=budget, size_value=p.size, model_params=p.params, train_samples=d,
+                flops_per_sample=p.flops_per_sample, size_param=size_param, model=name, hparams=hparams,
+            ))
+    return SweepPlan(
+        experiments=tuple(experiments), budgets=budgets, model=name, size_param=size_param,
+        model_kwargs=kwargs, kind="isoflop", model_cls=model_cls, sample_input=sample_input,
+    )
+
+
+def _probe_upward(model_cls: Any, size_param: str, kwargs: Mapping[str, Any], sample_input: Any,
+                  tokens_per_sample: float, candidates: list[int], largest_budget: float,
+                  spread: float, target: float) -> list[_Probe]:
+    """Probe generated candidates from small to large, stopping past the largest budget's aims.
+
+    The stop keeps probing cheap (and keeps the CPU fallback from building
+    huge models): once the largest budget's centre N_c is passed, one size
+    beyond N_c · spread is enough for any budget's upper aim.
+    """
+    probes: list[_Probe] = []
+    failed: list[tuple[int, Exception]] = []
+    centre = None
+    for size in candidates:
+        try:
+            p = _probe(model_cls, size_param, size, kwargs, sample_input, tokens_per_sample)
+        except (ValueError, TypeError) as exc:
+            failed.append((size, exc))
+            continue
+        probes.append(p)
+        ratio = largest_budget / p.flops_per_sample * tokens_per_sample / p.params
+        if centre is None and ratio <= target:
+            centre = p.params
+        if centre is not None and p.params > centre * spread:
+            break
+    if not probes:
+        raise ValueError(
+            f"None of the candidate sizes {size_param}={candidates} could be built; "
+            f"first error: {failed[0][1]}"
+        )
+    if failed:
+        warnings.warn(
+            f"Skipped {size_param}={[s for s, _ in failed]} that could not be built "
+            f"(first error: {failed[0][1]})",
+            stacklevel=3,
+        )
+    return probes
+
+
+def grid(**axes: Any) -> SweepPlan:
+    """Plan the Cartesian product of hyperparameter values.
+
+    Parameters
+    ----------
+    **axes
+        ``name=[values]`` (a single value counts as one); values are str,
+        int, float, bool or None. The last axis varies fastest.
+
+    Returns
+    -------
+    SweepPlan
+        ``kind="grid"``; each experiment's config is one combination.
+
+    Raises
+    ------
+    ValueError, TypeError
+        No axes, an empty axis, repeated values, an unsupported value type,
+        or the reserved name ``experiment_id``.
+
+    Examples
+    --------
+    >>> grid(width=[16, 32], lr=1e-3).num_experiments
+    2
+    """
+    if not axes:
+        raise ValueError("grid() needs at least one axis, e.g. grid(width=[16, 32], lr=[1e-3, 3e-4])")
+    if "experiment_id" in axes:
+        raise ValueError("grid axis name 'experiment_id' is reserved (it is the hash of each config)")
+    values: dict[str, list[Any]] = {}
+    for name, axis in axes.items():
+        if isinstance(axis, (*_SCALARS, np.generic)):
+            axis = [axis]
+        if not isinstance(axis, (Sequence, np.ndarray)):
+            raise TypeError(f"grid axis {name!r} must be a list of values (or one value), got {type(axis).__name__}")
+        items = [v.item() if isinstance(v, np.generic) else v for v in axis]
+        if not items:
+            raise ValueError(f"grid axis {name!r} is empty; give at least one value")
+        for v in items:
+            if not isinstance(v, _SCALARS):
+                raise TypeError(
+                    f"grid axis {name!r} values must be str, int, float, bool or None, got {type(v).__name__}"
+                )
+        keys = [json.dumps(v) for v in items]
+        repeated = sorted({k for k in keys if keys.count(k) > 1})
+        if repeated:
+            raise ValueError(f"grid axis {name!r} has repeated values: {repeated}")
+        values[name] = items
+    names = list(values)
+    experiments = [Experiment(hparams=dict(zip(names, combo, strict=True)))
+                   for combo in itertools.product(*values.values())]
+    return SweepPlan(experiments=tuple(experiments), kind="grid")
