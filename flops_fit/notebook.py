@@ -28,6 +28,7 @@ __all__ = [
     "as_float",
     "as_int",
     "as_list",
+    "as_optional_float",
     "as_optional_float_list",
     "as_optional_int",
     "as_path",
@@ -193,6 +194,17 @@ def as_float(value: Any, name: str, *, positive: bool = False) -> float:
     if positive and not number > 0:
         raise ValueError(f"{name}: got {value!r}, expected {kind}")
     return number
+
+
+def as_optional_float(value: Any, name: str, *, positive: bool = False) -> float | None:
+    """Like :func:`as_float`, but ``None`` (or the strings ``"none"``, ``"null"``, ``""``) gives None.
+
+    Examples
+    --------
+    >>> as_optional_float("none", "budget") is None
+    True
+    """
+    return None if _is_none(value) else as_float(value, name, positive=positive)
 
 
 def _split(value: str, name: str) -> list[Any]:

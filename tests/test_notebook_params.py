@@ -13,6 +13,7 @@ from flops_fit.notebook import (
     as_float,
     as_int,
     as_list,
+    as_optional_float,
     as_optional_float_list,
     as_optional_int,
     as_path,
@@ -109,6 +110,16 @@ def test_as_float_accepts(value: object, expected: float) -> None:
 def test_as_float_rejects(value: object, positive: bool, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         as_float(value, "x", positive=positive)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("NONE", None), ("", None), ("2e15", 2e15), (3, 3.0)])
+def test_as_optional_float(value: object, expected: float | None) -> None:
+    assert as_optional_float(value, "budget", positive=True) == expected
+
+
+def test_as_optional_float_still_checks_sign() -> None:
+    with pytest.raises(ValueError, match=re.escape("budget: got '-1', expected a positive number")):
+        as_optional_float("-1", "budget", positive=True)
 
 
 ARCHS = ["fno", "hybrid"]
