@@ -170,9 +170,7 @@ def _contrast_structure(pred: np.ndarray, target: np.ndarray, data_range: float)
     peak = max(float(np.abs(pred).max()), float(np.abs(target).max()))
     k1 = 1e9 * (1.0 + peak / data_range)
     return float(
-        structural_similarity(
-            target, pred, win_size=SSIM_WIN_SIZE, data_range=data_range, K1=k1
-        )
+        structural_similarity(target, pred, win_size=SSIM_WIN_SIZE, data_range=data_range, K1=k1)
     )
 
 
@@ -231,8 +229,9 @@ def frc_curve(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     _check_pair(pred, target)
     f1, f2 = np.fft.fft2(target), np.fft.fft2(pred)
     n = min(pred.shape)
-    radius = np.hypot(*np.meshgrid(np.fft.fftfreq(pred.shape[0]), np.fft.fftfreq(pred.shape[1]),
-                                   indexing="ij"))
+    radius = np.hypot(
+        *np.meshgrid(np.fft.fftfreq(pred.shape[0]), np.fft.fftfreq(pred.shape[1]), indexing="ij")
+    )
     ring = np.rint(radius * n).astype(np.int64).ravel()
     keep = ring <= n // 2
     ring = ring[keep]

@@ -37,7 +37,9 @@ def _object(size: int, seed: int = 0) -> np.ndarray:
 def pair():
     target = _object(48)
     rng = np.random.default_rng(1)
-    pred = target + 0.15 * (rng.standard_normal(target.shape) + 1j * rng.standard_normal(target.shape))
+    pred = target + 0.15 * (
+        rng.standard_normal(target.shape) + 1j * rng.standard_normal(target.shape)
+    )
     return pred, target
 
 
@@ -63,10 +65,12 @@ def test_parity_with_scikit_image(pair):
     expected_ssim = structural_similarity(amp_t, amp_p, win_size=7, data_range=span)
     assert scores["ssim_amp"] == pytest.approx(expected_ssim, abs=1e-6)
     assert scores["psnr_amp"] == pytest.approx(
-        peak_signal_noise_ratio(amp_t, amp_p, data_range=span), abs=1e-6)
+        peak_signal_noise_ratio(amp_t, amp_p, data_range=span), abs=1e-6
+    )
     phi_t, phi_p = align_phase(np.angle(target)), align_phase(np.angle(pred))
     expected_phase = structural_similarity(
-        (phi_t + np.pi) / (2 * np.pi), (phi_p + np.pi) / (2 * np.pi), win_size=7, data_range=1.0)
+        (phi_t + np.pi) / (2 * np.pi), (phi_p + np.pi) / (2 * np.pi), win_size=7, data_range=1.0
+    )
     assert scores["ssim_phase"] == pytest.approx(expected_phase, abs=1e-6)
     assert scores["mae_phase"] == pytest.approx(np.abs(phi_p - phi_t).mean(), abs=1e-12)
     assert scores["mse_amp"] == pytest.approx(((amp_p - amp_t) ** 2).mean(), abs=1e-12)
@@ -219,20 +223,48 @@ def test_single_metric_functions():
 @pytest.mark.parametrize(
     ("pred", "target", "kwargs", "match"),
     [
-        (np.ones((8, 8), complex), np.ones((8, 9), complex), {},
-         r"pred and target must have the same shape, got \(8, 8\) and \(8, 9\)"),
-        (np.ones((8, 8)), np.ones((8, 8), complex), {},
-         r"pred must be a complex 2-D array, got dtype float64 with shape \(8, 8\)"),
-        (np.ones((8, 8), complex), np.ones((2, 8, 8), complex), {},
-         r"target must be a complex 2-D array, got dtype complex128 with shape \(2, 8, 8\)"),
-        (np.ones((6, 8), complex), np.ones((6, 8), complex), {},
-         r"images must be at least 7 x 7 px, got \(6, 8\)"),
-        (np.full((8, 8), np.nan, complex), np.ones((8, 8), complex), {},
-         r"pred has non-finite values"),
-        (np.ones((8, 8), complex), np.ones((8, 8), complex), {"phase_align": "planar"},
-         r"Got phase_align='planar', expected one of \['mean', 'plane'\]"),
-        (np.ones((8, 8), complex), np.ones((8, 8), complex), {"psnr_convention": "cv2"},
-         r"Got psnr_convention='cv2', expected one of \['data_range', 'reference'\]"),
+        (
+            np.ones((8, 8), complex),
+            np.ones((8, 9), complex),
+            {},
+            r"pred and target must have the same shape, got \(8, 8\) and \(8, 9\)",
+        ),
+        (
+            np.ones((8, 8)),
+            np.ones((8, 8), complex),
+            {},
+            r"pred must be a complex 2-D array, got dtype float64 with shape \(8, 8\)",
+        ),
+        (
+            np.ones((8, 8), complex),
+            np.ones((2, 8, 8), complex),
+            {},
+            r"target must be a complex 2-D array, got dtype complex128 with shape \(2, 8, 8\)",
+        ),
+        (
+            np.ones((6, 8), complex),
+            np.ones((6, 8), complex),
+            {},
+            r"images must be at least 7 x 7 px, got \(6, 8\)",
+        ),
+        (
+            np.full((8, 8), np.nan, complex),
+            np.ones((8, 8), complex),
+            {},
+            r"pred has non-finite values",
+        ),
+        (
+            np.ones((8, 8), complex),
+            np.ones((8, 8), complex),
+            {"phase_align": "planar"},
+            r"Got phase_align='planar', expected one of \['mean', 'plane'\]",
+        ),
+        (
+            np.ones((8, 8), complex),
+            np.ones((8, 8), complex),
+            {"psnr_convention": "cv2"},
+            r"Got psnr_convention='cv2', expected one of \['data_range', 'reference'\]",
+        ),
     ],
 )
 def test_complex_metrics_validation(pred, target, kwargs, match):
@@ -250,7 +282,9 @@ def test_single_metric_validation():
         psnr(a, a, data_range=0)
     with pytest.raises(ValueError, match=r"images must be at least 7 x 7 px, got \(5, 5\)"):
         ms_ssim(np.ones((5, 5)), np.ones((5, 5)), data_range=1.0)
-    with pytest.raises(ValueError, match=r"curve must be 1-D with at least 2 rings, got shape \(1,"):
+    with pytest.raises(
+        ValueError, match=r"curve must be 1-D with at least 2 rings, got shape \(1,"
+    ):
         frc_crossing(np.ones(1), 0.5)
     with pytest.raises(ValueError, match=r"Got phase_align='median'"):
         align_phase(a, "median")
