@@ -285,6 +285,14 @@ class SweepPlan:
             lines.append(table.to_string(index=False, max_rows=20, float_format=_fmt))
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        # Jupyter: the summary lines, then the full table (up to 60 rows) as HTML.
+        import html
+
+        head = repr(self).splitlines()[: 1 if self.kind == "grid" else 3]
+        table = self.to_frame().to_html(index=False, max_rows=60, float_format=_fmt)
+        return f"<pre>{html.escape(chr(10).join(head))}</pre>{table}"
+
     def to_json(self, path: str | Path | None = None) -> str:
         """Serialise the plan (not ``model_cls``/``sample_input``); write to ``path`` if given.
 
@@ -625,6 +633,15 @@ def plan_sweep(
         Infeasible sizes dropped (which, for which budget, and why); generated
         candidates that did not build; a budget's centre at the edge of the
         probed range.
+
+    Notes
+    -----
+    The centre (20 tokens per parameter) is Chinchilla's result for language
+    models. For other data (images, operators) it is only a first guess at
+    where the optimum lies: pass ``sizes`` that bracket it, and check that the
+    fitted minima are interior. Candidates are probed on the ``meta`` device
+    (shapes only, no memory), falling back to the CPU for models that need
+    real tensors to be built or run.
     """
     budgets = validate_budgets(compute_budgets)
     if isinstance(num_sizes_per_budget, bool) or not isinstance(num_sizes_per_budget, numbers.Integral) \

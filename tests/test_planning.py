@@ -289,6 +289,8 @@ def test_repr_shows_model_budgets_count_and_table(mlp_plan: SweepPlan) -> None:
     assert lines[2].startswith("  21 experiments, ")
     assert lines[3].split() == ["budget", "width", "params", "samples", "samples/param", "FLOPs/sample"]
     assert len(lines) < 30  # a preview, not a dump
+    html = mlp_plan._repr_html_()
+    assert html.startswith("<pre>SweepPlan: IsoFLOP sweep of MLP") and html.count("<tr") == 22
 
 
 def test_grid_is_the_cartesian_product_in_order() -> None:
