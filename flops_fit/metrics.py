@@ -26,7 +26,8 @@ key                           meaning
                               (Nyquist) when the curve never crosses
 ============================  ==========================================================
 
-A metric whose peak would be zero (a constant target channel) is NaN.
+A constant target channel has no range and no spatial frequencies: its PSNR,
+SSIM, MS-SSIM (amplitude) and FRC entries are NaN.
 
 References
 ----------

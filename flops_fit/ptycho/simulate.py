@@ -398,10 +398,10 @@ def _shift_modulation(N: int, dtype: Any = np.complex64) -> np.ndarray:
     return np.outer(ramp, ramp).astype(dtype)
 
 
-def _spectrum_amplitude(psi: np.ndarray) -> np.ndarray:
+def _spectrum_amplitude(psi: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     # torch's batched FFT is the fastest at hand; numpy's abs is a SIMD hypot, faster
     # than torch's on complex input
-    return np.abs(torch.fft.fft2(torch.from_numpy(psi), norm="ortho").numpy())
+    return np.abs(torch.fft.fft2(torch.from_numpy(psi), norm="ortho").numpy(), out=out)
 
 
 def far_field_amplitude(psi: np.ndarray) -> np.ndarray:
@@ -415,26 +415,37 @@ def far_field_amplitude(psi: np.ndarray) -> np.ndarray:
 
 
 def _diffract(
-    Y: np.ndarray, probe: np.ndarray, scale: float, rng: np.random.Generator | None
-) -> np.ndarray:
-    """X = sqrt(Poisson(|FFT(s Y P)|^2 / N^2)) / s in float32 (n, 1, N, N); batched.
+    Y: np.ndarray,
+    probe: np.ndarray,
+    nphotons: float,
+    scale: float | None,
+    rng: np.random.Generator | None,
+) -> tuple[np.ndarray, float]:
+    """Network input X (float32, (n, 1, N, N)) and the intensity scale s; batched.
 
-    Noiseless (``rng=None``), X is ``|FFT(Y P)| / N``, the same without the scale.
+    ``a0 = |FFT2(Y P)| / N`` (fftshifted); ``s = sqrt(nphotons / mean_n sum a0^2)``
+    unless given (by Parseval ``sum a0^2 = sum |Y P|^2``: the mean pattern of
+    ``psi = s Y P`` holds nphotons); ``X = sqrt(Poisson(s^2 a0^2)) / s``, or ``a0``
+    when noiseless (``rng=None``).
     """
     n, N, _ = Y.shape
-    X = np.empty((n, 1, N, N), dtype=np.float32)
+    amp = np.empty((n, N, N), dtype=np.float32)
+    energy = np.empty(n)
     illum = probe * _shift_modulation(N)  # (N, N) complex64
     for start in range(0, n, _CHUNK):
         rows = slice(start, start + _CHUNK)
-        amp = _spectrum_amplitude(Y[rows] * illum)  # float32
-        if rng is None:
-            X[rows, 0] = amp
-            continue
-        lam = np.square(amp, dtype=np.float64)
-        lam *= scale**2  # expected photons per pixel
-        np.sqrt(rng.poisson(lam), out=X[rows, 0], dtype=np.float32)
-        X[rows, 0] *= np.float32(1 / scale)
-    return X
+        a0 = _spectrum_amplitude(Y[rows] * illum, out=amp[rows])
+        energy[rows] = np.einsum("nij,nij->n", a0, a0, dtype=np.float64)
+    if scale is None:
+        scale = math.sqrt(nphotons / float(energy.mean()))
+    if rng is not None:
+        for start in range(0, n, _CHUNK):
+            rows = slice(start, start + _CHUNK)
+            lam = np.square(amp[rows], dtype=np.float64)
+            lam *= scale**2  # expected photons per pixel
+            np.sqrt(rng.poisson(lam), out=amp[rows], dtype=np.float32)
+            amp[rows] *= np.float32(1 / scale)
+    return amp[:, None], scale
 
 
 def _make_split(
@@ -448,15 +459,16 @@ def _make_split(
 ) -> Split:
     k, size, _ = objects.shape
     N = probe.shape[0]
+    m = (size - N) // stride + 1
     normed = (objects / patch_norm).astype(np.complex64)
-    Y = np.concatenate([_windows(o, N, stride).reshape(-1, N, N) for o in normed])
+    Y = np.empty((k, m, m, N, N), dtype=np.complex64)
+    for i, obj in enumerate(normed):
+        Y[i] = _windows(obj, N, stride)  # the one copy of the patches
+    Y = Y.reshape(k * m * m, N, N)
+    X, scale = _diffract(Y, probe, nphotons, scale, rng)
     pos = scan_positions(size, N, stride)
-    if scale is None:
-        # s = sqrt(nphotons / mean_n sum |Y P|^2): the mean pattern holds nphotons counts
-        energy = np.einsum("nij,ij->n", (Y.real**2 + Y.imag**2), np.abs(probe) ** 2)
-        scale = math.sqrt(nphotons / float(energy.mean()))
     return Split(
-        X=_diffract(Y, probe, scale, rng),
+        X=X,
         Y=Y,
         positions=np.tile(pos, (k, 1)),
         object_index=np.repeat(np.arange(k, dtype=np.int64), len(pos)),
