@@ -7,6 +7,8 @@ C = 6ND, N* = 4.130e10, D* = 4.036e12, L* = 1.9112 (closed form, their eq. 4).
 
 from __future__ import annotations
 
+import dataclasses
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -132,6 +134,11 @@ def test_custom_compute_factor_for_fno_style_budgets():
     assert row["D_opt"] == pytest.approx(float(D_true), rel=1e-4)
 
 
+def test_estimate_compute_factor_needs_valid_runs():
+    with pytest.raises(ValueError, match=r"Got no run with finite positive train_flops, N and D"):
+        estimate_flops_per_sample_per_param([np.nan, 0.0], [1.0, 1.0], [1.0, 1.0])
+
+
 def test_nan_rows_dropped_with_warning():
     N, D, L, C = chinchilla_points(np.logspace(17, 19, 3), 6)
     L[2] = np.nan
@@ -241,7 +248,9 @@ def small_results() -> tuple[Result, Result]:
 def test_result_json_round_trip(small_results, which, tmp_path):
     result = small_results[which]
     if which == 0:  # a failed bootstrap resample is NaN, which JSON cannot hold
-        result.bootstrap["alpha"][0] = np.nan
+        alpha = result.bootstrap["alpha"].copy()
+        alpha[0] = np.nan
+        result = dataclasses.replace(result, bootstrap={**result.bootstrap, "alpha": alpha})
     back = Result.from_json(result.to_json())
     assert back.method == result.method and back.params == result.params
     for name, samples in result.bootstrap.items():
