@@ -2,12 +2,16 @@
 
 A sweep folder holds
 
-- ``runs.jsonl``: one JSON object per finished experiment, appended, flushed
-  and ``fsync``-ed as each finishes. It is the source of truth: a killed sweep
-  loses at most the run in flight (and a line torn mid-write is dropped).
+- ``runs.jsonl``: one JSON object per finished experiment, appended and
+  flushed as each finishes, then ``fsync``-ed. It is the source of truth: a
+  killed sweep loses at most the run in flight (and a line torn mid-write is
+  dropped).
 - ``study_results.csv``: the tidy table (one row per experiment, the latest
   record wins when an experiment was run again), rewritten atomically (a
   temporary file in the same folder, then :func:`os.replace`) after each run.
+
+The fsync and the table rewrite run in a background thread: on a busy disk
+they take milliseconds, as long as a short experiment.
 - ``runs/<experiment_id>/``: whatever one run leaves behind.
 
 A record (one log line) is::
@@ -28,10 +32,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import io
 import json
 import os
 import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -215,8 +221,13 @@ class ResultsStore:
 
     Notes
     -----
-    One writer at a time: two processes appending to the same folder at once
-    is not supported (the runner writes only from the parent process).
+    :meth:`append` writes the log line to the operating system before it
+    returns, so a killed process loses nothing appended. The ``fsync`` to
+    disk and the table rewrite run in a background thread, so a slow disk does
+    not hold up the next experiment; :meth:`flush` (and :meth:`close`) wait
+    for both. One writer at a time: two processes appending to the same
+    folder at once is not supported (the runner writes only from the parent).
+    Usable as a context manager (closes on exit).
     """
 
     def __init__(self, output_dir: str | os.PathLike[str]) -> None:
@@ -224,6 +235,8 @@ class ResultsStore:
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise NotADirectoryError(f"Got output_dir='{self.output_dir}', which is a file, expected a folder")
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.output_dir / LOG_NAME  # the run log, runs.jsonl
+        self.table_path = self.output_dir / TABLE_NAME  # the tidy table, study_results.csv
         self._table = _Table()
         if self.log_path.exists():
             records, torn_at = _read_log(self.log_path)
@@ -231,16 +244,12 @@ class ResultsStore:
                 os.truncate(self.log_path, torn_at)  # so the next record starts on a fresh line
             for record in records:
                 self._table.add(record)
-
-    @property
-    def log_path(self) -> Path:
-        """``<output_dir>/runs.jsonl``."""
-        return self.output_dir / LOG_NAME
-
-    @property
-    def table_path(self) -> Path:
-        """``<output_dir>/study_results.csv``."""
-        return self.output_dir / TABLE_NAME
+        # Background sync: `_pending` says log lines await fsync and a table rewrite.
+        self._cond = threading.Condition()
+        self._pending = self._busy = self._closing = False
+        self._error: BaseException | None = None
+        self._syncer: threading.Thread | None = None
+        self._log: io.TextIOWrapper | None = None
 
     def run_dir(self, experiment_id: str) -> Path:
         """The folder of one run, ``<output_dir>/runs/<experiment_id>/`` (created)."""
@@ -254,8 +263,10 @@ class ResultsStore:
         return path
 
     def append(self, record: Mapping[str, Any]) -> None:
-        """Record one finished experiment: append to the log (flushed and
-        fsync-ed), then rewrite the table atomically.
+        """Record one finished experiment.
+
+        The line is appended and flushed to the OS now; its ``fsync`` and the
+        atomic rewrite of ``study_results.csv`` follow in the background.
 
         Parameters
         ----------
@@ -264,18 +275,80 @@ class ResultsStore:
             bookkeeping keys (see the module docstring); JSON-serialisable.
         """
         _check_record(record, "ResultsStore.append")
+        self._raise_background_error()
         line = json.dumps(record, separators=(",", ":"), default=_json_default) + "\n"
-        with open(self.log_path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-        self._table.add(json.loads(line))  # the table holds what the log holds
-        self.write_table()
+        if self._log is None or self._log.closed:
+            self._log = open(self.log_path, "a", encoding="utf-8")  # kept open; closed by close()
+        self._log.write(line)
+        self._log.flush()  # the OS has the line now: a killed process does not lose it
+        with self._cond:
+            self._table.add(json.loads(line))  # the table holds what the log holds
+            self._pending = True
+            if self._syncer is None or not self._syncer.is_alive():
+                self._closing = False
+                self._syncer = threading.Thread(target=self._sync_loop, name="results-sync", daemon=True)
+                self._syncer.start()
+            self._cond.notify_all()
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                self._pending, self._busy = False, True
+                columns, rows = self._table.columns, list(self._table.rows.values())
+            try:
+                fd = os.open(self.log_path, os.O_RDONLY)
+                try:
+                    os.fsync(fd)  # covers every line written before this call
+                finally:
+                    os.close(fd)
+                _write_csv_atomic(self.table_path, columns, rows)
+            except Exception as exc:  # disk full, folder removed: raised by the next call
+                self._error = exc
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _raise_background_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise OSError(f"Writing the results in '{self.output_dir}' failed: {error}") from error
+
+    def flush(self) -> None:
+        """Wait until every appended line is fsync-ed and the table rewritten."""
+        with self._cond:
+            while self._pending or self._busy:
+                self._cond.wait()
+        self._raise_background_error()
+
+    def close(self) -> None:
+        """Flush, then stop the background thread (a later append restarts it)."""
+        self.flush()
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+            syncer = self._syncer
+        if syncer is not None:
+            syncer.join()
+        if self._log is not None:
+            self._log.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def write_table(self) -> None:
-        """Rewrite ``study_results.csv`` from the log (atomically)."""
-        if self._table.rows:
-            _write_csv_atomic(self.table_path, self._table.columns, self._table.rows.values())
+        """Rewrite ``study_results.csv`` from the log now (atomically)."""
+        with self._cond:
+            columns, rows = self._table.columns, list(self._table.rows.values())
+        if rows:
+            _write_csv_atomic(self.table_path, columns, rows)
 
     @property
     def records(self) -> dict[str, dict[str, Any]]:
@@ -294,7 +367,8 @@ class ResultsStore:
 
     def to_frame(self) -> pd.DataFrame:
         """The tidy table: one row per experiment (latest record)."""
-        return self._table.frame()
+        with self._cond:
+            return self._table.frame()
 
     def __len__(self) -> int:
         return len(self._table.records)

@@ -79,8 +79,9 @@ def test_experiment_id_rejects(config, error, match):
 def test_append_writes_one_log_line_and_the_table(tmp_path):
     store = ResultsStore(tmp_path / "sweep")
     store.append(_record(A, loss=0.25))
-    lines = (tmp_path / "sweep" / LOG_NAME).read_text().splitlines()
+    lines = (tmp_path / "sweep" / LOG_NAME).read_text().splitlines()  # written before append returns
     assert len(lines) == 1 and json.loads(lines[0])["measurements"] == {"loss": 0.25}
+    store.flush()  # the table is rewritten in the background
     table = pd.read_csv(tmp_path / "sweep" / TABLE_NAME)
     assert table["loss"].tolist() == [0.25] and table["experiment_id"].tolist() == [A]
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [LOG_NAME, TABLE_NAME]  # no temp files
@@ -90,6 +91,7 @@ def test_columns_are_config_then_measurements_then_bookkeeping(tmp_path):
     store = ResultsStore(tmp_path)
     store.append(_record(A, loss=0.25, ssim=0.9))
     store.append(_record(B, "failed"))
+    store.flush()
     expected = ["width", "seed", "tag", "loss", "ssim", *BOOKKEEPING_COLUMNS, "version_python", "version_torch"]
     assert list(store.to_frame().columns) == expected
     assert list(pd.read_csv(store.table_path).columns) == expected
@@ -102,12 +104,35 @@ def test_latest_record_wins_and_ids_by_status(tmp_path):
     store.append(_record(B, loss=1.0))
     store.append(_record(C, "failed"))
     store.append(_record(A, loss=0.5))  # A retried and succeeded
+    store.close()
     assert store.finished_ids == {A, B} and store.failed_ids == {C}
     df = load_results(tmp_path)
     assert df["experiment_id"].tolist() == [A, B, C]  # first-run order, one row each
     assert df.set_index("experiment_id").loc[A, "loss"] == 0.5
     assert len(pd.read_csv(store.table_path)) == 3
     assert len(store.log_path.read_text().splitlines()) == 4  # the log keeps history
+
+
+def test_close_stops_the_background_writer_and_append_restarts_it(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.append(_record(A, loss=0.5))
+    store.close()
+    assert not store._syncer.is_alive() and len(pd.read_csv(store.table_path)) == 1
+    store.append(_record(B, loss=0.6))
+    store.flush()
+    assert store._syncer.is_alive() and len(pd.read_csv(store.table_path)) == 2
+    store.close()
+
+
+def test_a_failed_background_write_is_raised_by_the_next_call(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.table_path.mkdir()  # os.replace cannot put a file there
+    store.append(_record(A, loss=0.5))
+    with pytest.raises(OSError, match=r"Writing the results in '.*' failed: .*study_results\.csv"):
+        store.flush()
+    store.flush()  # reported once
+    assert load_results(tmp_path)["experiment_id"].tolist() == [A]  # the log is intact
+    store.close()
 
 
 def test_reopening_resumes_from_the_log(tmp_path):
@@ -121,6 +146,7 @@ def test_reopening_resumes_from_the_log(tmp_path):
 def test_non_finite_values_round_trip(tmp_path):
     store = ResultsStore(tmp_path)
     store.append(_record(A, loss=math.nan, peak=math.inf, note=None))
+    store.flush()
     for df in (load_results(tmp_path), pd.read_csv(store.table_path)):
         assert math.isnan(df["loss"][0]) and df["peak"][0] == math.inf and pd.isna(df["note"][0])
 
@@ -130,6 +156,7 @@ def test_text_with_commas_quotes_and_newlines_survives_the_csv(tmp_path):
     rec = _record(A, "failed")
     rec["error"] = 'ValueError: bad "x", see\nline two'
     store.append(rec)
+    store.flush()
     assert pd.read_csv(store.table_path)["error"][0] == rec["error"]
 
 
@@ -191,8 +218,8 @@ def test_output_dir_that_is_a_file_is_an_error(tmp_path):
 
 
 def test_load_results_falls_back_to_the_csv(tmp_path):
-    store = ResultsStore(tmp_path)
-    store.append(_record(A, loss=0.5))
+    with ResultsStore(tmp_path) as store:
+        store.append(_record(A, loss=0.5))
     store.log_path.unlink()
     df = load_results(tmp_path)
     assert df["experiment_id"].tolist() == [A] and df["loss"].tolist() == [0.5]

@@ -1,0 +1,98 @@
+"""Experiment functions for the runner tests.
+
+Module-level so that they pickle by reference into process, Dask and
+submitit workers (which import this module: keep it light).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from flops_fit.runner import DivergedError
+
+__all__ = ["count_calls", "flaky", "seeded_draws", "sleepy", "tiny_train", "worker_info"]
+
+
+def count_calls(run_dir: Path) -> int:
+    """Number of times an experiment function ran in ``run_dir``."""
+    path = Path(run_dir) / "calls.txt"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _mark_call(run_dir: Path) -> None:
+    with open(Path(run_dir) / "calls.txt", "a") as f:
+        f.write("call\n")
+
+
+def tiny_train(config: dict[str, Any], run_dir: Path, *, device: str) -> dict[str, Any]:
+    """A few SGD steps of a small linear model on random data: every result
+    depends on the seed, through torch, numpy and Python's random."""
+    _mark_call(run_dir)
+    model = torch.nn.Linear(8, 1).to(device)  # random init from torch's generator
+    x = torch.randn(16, 8, device=device)
+    y = torch.from_numpy(np.random.rand(16, 1).astype(np.float32)).to(device)  # noqa: NPY002
+    for _ in range(config.get("steps", 5)):
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        model.zero_grad()
+        loss.backward()
+        with torch.no_grad():  # plain SGD; torch.optim's first step costs seconds of imports
+            for p in model.parameters():
+                p -= config.get("lr", 0.1) * p.grad
+    return {"final_loss": loss.item(), "py_draw": random.random(), "weight0": model.weight[0, 0].item()}
+
+
+def seeded_draws(config: dict[str, Any], run_dir: Path, *, device: str) -> dict[str, Any]:
+    """One draw from each global generator the runner seeds."""
+    return {
+        "py": random.random(),
+        "np": float(np.random.rand()),  # noqa: NPY002
+        "torch": torch.rand(()).item(),
+    }
+
+
+def sleepy(config: dict[str, Any], run_dir: Path, *, device: str) -> dict[str, Any]:
+    """Sleep ``config["sleep"]`` seconds, then report ``2 * x``."""
+    _mark_call(run_dir)
+    time.sleep(config.get("sleep", 0.0))
+    return {"double": 2 * config["x"]}
+
+
+def flaky(config: dict[str, Any], run_dir: Path, *, device: str) -> dict[str, Any]:
+    """Misbehave as ``config["mode"]`` says: raise, diverge, run out of memory, ..."""
+    _mark_call(run_dir)
+    mode = config["mode"]
+    if mode == "raise":
+        raise ValueError("bad hyperparameter")
+    if mode == "diverge":
+        raise DivergedError("diverged at epoch 3: loss is nan")
+    if mode == "nan_loss":
+        return {"train_loss": math.nan, "test_loss": 0.5}
+    if mode == "inf_loss":
+        return {"train_loss": 0.1, "test_loss": np.float32("inf")}
+    if mode == "oom":
+        raise MemoryError("could not allocate 4 GiB")
+    if mode == "not_a_dict":
+        return [1.0]  # type: ignore[return-value]
+    if mode == "nested":
+        return {"curve": [1.0, 2.0]}
+    if mode == "clash":
+        return {"mode": "ok"}
+    if mode == "interrupt":
+        raise KeyboardInterrupt
+    if mode == "nan_metric":  # NaN outside a loss is a measurement, not a divergence
+        return {"train_loss": 0.25, "ssim": math.nan}
+    return {"train_loss": 0.25, "loss_name": "mse"}
+
+
+def worker_info(delay: float = 0.2) -> tuple[int, str | None, int]:
+    """(pid, CUDA_VISIBLE_DEVICES, torch threads) of the process running this."""
+    time.sleep(delay)  # keep this worker busy so the others take the next tasks
+    return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"), torch.get_num_threads()
