@@ -287,6 +287,7 @@ def _execute_one(
         run_dir = Path(run_dir)
         if not run_dir.is_dir():  # made by the parent, unless the worker sees another file system
             run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "traceback.txt").unlink(missing_ok=True)  # from an earlier failed attempt
         t0 = time.perf_counter()
         out = fn(dict(config), run_dir, device=resolved)
         wall = time.perf_counter() - t0

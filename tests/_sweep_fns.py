@@ -79,6 +79,10 @@ def flaky(config: dict[str, Any], run_dir: Path, *, device: str) -> dict[str, An
         return {"train_loss": 0.1, "test_loss": np.float32("inf")}
     if mode == "oom":
         raise MemoryError("could not allocate 4 GiB")
+    if mode == "cuda_oom":
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    if mode == "int_key":
+        return {1: 0.5}
     if mode == "not_a_dict":
         return [1.0]  # type: ignore[return-value]
     if mode == "nested":

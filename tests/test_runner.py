@@ -125,7 +125,9 @@ def test_seeding_matches_each_library_seeded_by_hand(tmp_path):
         ("nan_loss", "DivergedError: non-finite train_loss"),
         ("inf_loss", "DivergedError: non-finite test_loss"),
         ("oom", "MemoryError: could not allocate 4 GiB"),
+        ("cuda_oom", "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
         ("not_a_dict", "TypeError: fn must return a dict of measurements, got list"),
+        ("int_key", "TypeError: fn returned measurement key 1 of type int, expected str"),
         ("nested", "TypeError: fn returned measurement 'curve' of type list; expected a flat dict"),
         ("clash", r"ValueError: fn returned ['mode'], which are config or bookkeeping columns; rename them"),
     ],
@@ -137,6 +139,15 @@ def test_a_failing_experiment_gives_a_failed_row_and_the_sweep_goes_on(tmp_path,
     assert df.loc[bad, "status"] == "failed" and df.loc[bad, "error"].startswith(error)
     assert (df.drop(index=bad)["status"] == "ok").all() and len(df) == 3
     assert df.loc[bad, "wall_time_s"] >= 0 and df.loc[bad, "device"] == "cpu"
+
+
+@pytest.mark.parametrize(("mode", "emptied"), [("cuda_oom", 1), ("oom", 1), ("raise", 0)])
+def test_out_of_memory_empties_the_cuda_cache(tmp_path, monkeypatch, mode, emptied):
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(1))
+    df = _sweep([{"mode": mode}], flaky, tmp_path)
+    assert df["status"].tolist() == ["failed"] and len(calls) == emptied
 
 
 def test_a_raised_exception_leaves_its_traceback(tmp_path):
@@ -185,8 +196,10 @@ def test_a_retried_success_replaces_the_failed_row(tmp_path):
         return {"value": 1.0}
 
     assert _sweep([{"x": 1}], fails_once, tmp_path)["status"].tolist() == ["failed"]
+    assert (tmp_path / "runs" / experiment_id({"x": 1, "seed": 0}) / "traceback.txt").exists()
     df = _sweep([{"x": 1}], fails_once, tmp_path, retry_failed=True)
     assert df["status"].tolist() == ["ok"] and df["value"].tolist() == [1.0] and df["error"].isna().all()
+    assert not (tmp_path / "runs" / df["experiment_id"][0] / "traceback.txt").exists()  # stale one removed
 
 
 _KILLED_SWEEP = """
@@ -268,6 +281,7 @@ def test_keyboard_interrupt_with_an_executor_cancels_pending_runs(tmp_path):
         ([{"x": 1}], {"device": "gpu"}, ValueError, r"Got device='gpu', expected 'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'"),
         ({"x": 1}, {}, TypeError, r"Got a single dict, expected an iterable of config dicts"),
         ("abc", {}, TypeError, r"Got experiments of type str, expected an iterable of config dicts or a SweepPlan"),
+        (5, {}, TypeError, r"Got experiments of type int, expected an iterable of config dicts"),
         ([{"x": 1}, 5], {}, TypeError, r"Experiment 1 is a int, expected a dict of hyperparameters"),
         ([{"x": [1, 2]}], {}, TypeError, r"Experiment 0 has 'x': \[1, 2\] \(list\); expected a flat dict"),
         ([{3: 1}], {}, TypeError, r"Experiment 0 has 3: 1 \(int\); expected a flat dict of str keys"),
