@@ -234,7 +234,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check_measurements(out: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+def _check_measurements(out: Any, config: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The measurements fn returned (config echoes dropped), and why the run failed, or None.
+
+    A measurement may repeat a config entry with the same value (it is the
+    config column already); a different value, or a bookkeeping name, fails
+    the run but keeps the other measurements.
+    """
     if not isinstance(out, Mapping):
         raise TypeError(f"fn must return a dict of measurements, got {type(out).__name__}")
     measurements = {}
@@ -248,10 +254,18 @@ def _check_measurements(out: Any, config: Mapping[str, Any]) -> dict[str, Any]:
                 "expected a flat dict of numbers, strings, bools or None"
             )
         measurements[key] = value
-    clashes = sorted(k for k in measurements if k in config or k in _RESERVED)
-    if clashes:
-        raise ValueError(f"fn returned {clashes}, which are config or bookkeeping columns; rename them")
-    return measurements
+    reserved = sorted(k for k in measurements if k in _RESERVED)
+    changed = [f"{k}={v!r} (config: {config[k]!r})" for k, v in measurements.items() if k in config and v != config[k]]
+    kept = {k: v for k, v in measurements.items() if k not in config and k not in _RESERVED}
+    if reserved:
+        return kept, f"ValueError: fn returned {reserved}, which are bookkeeping columns; rename them"
+    if changed:
+        return kept, (
+            f"ValueError: fn returned {', '.join(changed)}; a measurement may repeat a config "
+            "value but not change it: rename it"
+        )
+    diverged = _non_finite_losses(kept)
+    return kept, f"DivergedError: non-finite {', '.join(diverged)}" if diverged else None
 
 
 def _non_finite_losses(measurements: Mapping[str, Any]) -> list[str]:
@@ -291,10 +305,7 @@ def _execute_one(
         t0 = time.perf_counter()
         out = fn(dict(config), run_dir, device=resolved)
         wall = time.perf_counter() - t0
-        measurements = _check_measurements(out, config)
-        diverged = _non_finite_losses(measurements)
-        if diverged:
-            error = f"DivergedError: non-finite {', '.join(diverged)}"
+        measurements, error = _check_measurements(out, config)
     except Exception as exc:
         wall = time.perf_counter() - t0
         error = _error_text(exc)

@@ -88,7 +88,11 @@ def flaky(config: dict[str, Any], run_dir: Path, *, device: str) -> dict[str, An
     if mode == "nested":
         return {"curve": [1.0, 2.0]}
     if mode == "clash":
-        return {"mode": "ok"}
+        return {"mode": "changed", "train_loss": 0.5}
+    if mode == "echo":  # repeating a config value is fine
+        return {"mode": "echo", "seed": config["seed"], "train_loss": 0.5}
+    if mode == "reserved":
+        return {"status": "great", "train_loss": 0.5}
     if mode == "interrupt":
         raise KeyboardInterrupt
     if mode == "nan_metric":  # NaN outside a loss is a measurement, not a divergence

@@ -129,7 +129,8 @@ def test_seeding_matches_each_library_seeded_by_hand(tmp_path):
         ("not_a_dict", "TypeError: fn must return a dict of measurements, got list"),
         ("int_key", "TypeError: fn returned measurement key 1 of type int, expected str"),
         ("nested", "TypeError: fn returned measurement 'curve' of type list; expected a flat dict"),
-        ("clash", r"ValueError: fn returned ['mode'], which are config or bookkeeping columns; rename them"),
+        ("clash", "ValueError: fn returned mode='changed' (config: 'clash'); a measurement may repeat a config value but not change it: rename it"),
+        ("reserved", "ValueError: fn returned ['status'], which are bookkeeping columns; rename them"),
     ],
 )
 def test_a_failing_experiment_gives_a_failed_row_and_the_sweep_goes_on(tmp_path, mode, error):
@@ -159,6 +160,14 @@ def test_a_raised_exception_leaves_its_traceback(tmp_path):
 def test_a_diverged_run_keeps_its_measurements(tmp_path):
     df = _sweep([{"mode": "nan_loss"}], flaky, tmp_path)
     assert np.isnan(df["train_loss"][0]) and df["test_loss"][0] == 0.5
+
+
+@pytest.mark.parametrize("mode", ["clash", "reserved", "echo"])
+def test_measurements_named_like_config_or_bookkeeping_columns(tmp_path, mode):
+    df = _sweep([{"mode": mode}], flaky, tmp_path)
+    assert df["status"][0] == ("ok" if mode == "echo" else "failed")
+    assert df["mode"][0] == mode and df["seed"][0] == 0  # config columns are never overwritten
+    assert df["train_loss"][0] == 0.5  # the other measurements are kept
 
 
 def test_nan_outside_a_loss_is_just_a_measurement(tmp_path):
