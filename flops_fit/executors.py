@@ -170,7 +170,12 @@ class DaskExecutor(cf.Executor):
     """
 
     def __init__(self, workers: int, *, devices: list[str] | None = None, threads: int | None = None) -> None:
-        from distributed import Client, LocalCluster
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise ImportError(
+                "kind='dask' needs Dask's distributed scheduler: pip install 'flops_fit[distributed]'"
+            ) from exc
 
         threads = threads or max(1, _cpu_count() // workers)
         saved = {k: os.environ.get(k) for k in _DASK_LEAKED_ENV}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -201,6 +202,12 @@ def test_make_executor_validates(monkeypatch, workers, kw, match):
     _two_devices(monkeypatch)
     with pytest.raises(ValueError, match=match):
         make_executor(workers, **kw)
+
+
+def test_dask_without_distributed_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(ImportError, match=r"kind='dask' needs Dask's distributed scheduler: pip install"):
+        make_executor(1, kind="dask")
 
 
 def test_pin_process_sets_threads_and_leaves_the_gpu_alone_without_a_device(monkeypatch):
