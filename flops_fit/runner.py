@@ -301,7 +301,6 @@ def _execute_one(
         run_dir = Path(run_dir)
         if not run_dir.is_dir():  # made by the parent, unless the worker sees another file system
             run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "traceback.txt").unlink(missing_ok=True)  # from an earlier failed attempt
         t0 = time.perf_counter()
         out = fn(dict(config), run_dir, device=resolved)
         wall = time.perf_counter() - t0
@@ -456,6 +455,10 @@ def run_sweep(
     store = ResultsStore(output_dir)
     skip = (store.finished_ids | (frozenset() if retry_failed else store.failed_ids)) if resume else frozenset()
     todo = [(eid, config) for eid, config in configs.items() if eid not in skip]
+    failed_before = store.failed_ids
+    for eid, _ in todo:
+        if eid in failed_before:  # a retry: its old traceback would mislead
+            (store.run_dir(eid) / "traceback.txt").unlink(missing_ok=True)
     bar = tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress)
     failures = 0
 
