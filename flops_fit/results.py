@@ -96,17 +96,21 @@ def experiment_id(config: Mapping[str, Any]) -> str:
     """
     if not isinstance(config, Mapping):
         raise TypeError(f"Got config of type {type(config).__name__}, expected a dict")
-    for key, value in config.items():
-        if not isinstance(key, str):
+    for key in config:
+        if not isinstance(key, str):  # json would turn 1 into "1" and merge it with "1"
             raise TypeError(f"Got config key {key!r} of type {type(key).__name__}, expected str keys")
-        try:
-            json.dumps(value, default=_json_default)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"Config value {key}={value!r} of type {type(value).__name__} is not "
-                "JSON-serialisable; a config holds numbers, strings, bools and None"
-            ) from None
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=_json_default)
+    try:
+        text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=_json_default)
+    except (TypeError, ValueError):
+        for key, value in config.items():  # name the culprit
+            try:
+                json.dumps(value, default=_json_default)
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"Config value {key}={value!r} of type {type(value).__name__} is not "
+                    "JSON-serialisable; a config holds numbers, strings, bools and None"
+                ) from None
+        raise  # pragma: no cover - a value fails only inside the whole (circular reference)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
