@@ -9,10 +9,11 @@ A sweep folder holds
 - ``study_results.csv``: the tidy table (one row per experiment, the latest
   record wins when an experiment was run again), rewritten atomically (a
   temporary file in the same folder, then :func:`os.replace`) after each run.
-
-The fsync and the table rewrite run in a background thread: on a busy disk
-they take milliseconds, as long as a short experiment.
 - ``runs/<experiment_id>/``: whatever one run leaves behind.
+
+The fsync and the table rewrite run in a background thread (on a busy disk
+they take milliseconds, as long as a short experiment); :meth:`ResultsStore.flush`
+waits for them.
 
 A record (one log line) is::
 
