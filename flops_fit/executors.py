@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import torch
 
-__all__ = ["DaskExecutor", "SubmititExecutor", "make_executor"]
+__all__ = ["DaskExecutor", "SubmititExecutor", "make_executor", "pin_process"]
 
 KINDS = ("dask", "process")
 _CUDA_RE = re.compile(r"^cuda:(\d+)$")
