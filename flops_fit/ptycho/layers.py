@@ -216,6 +216,12 @@ class SpectralConv2d(nn.Module):
     Initialisation: real and imaginary parts uniform in ``+-1/sqrt(in)``, the
     scale PyTorch gives a linear layer, so the layer starts with a gain of
     order one on the kept band.
+
+    The backward pass is hand-written (first derivatives only; double
+    backward raises). Forward FLOPs per sample, as ``forward_flops`` counts
+    them: one ``rfft2`` per input channel, ``8 K in out`` for the mixing
+    (``K = 2 modes1 modes2``), per output channel ``modes2`` complex row FFTs
+    and ``H`` real column FFTs.
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes1: int, modes2: int) -> None:

@@ -1,0 +1,167 @@
+"""Training throughput and model FLOP utilisation (MFU) of the ``fno`` generator on this machine.
+
+Setting (from the models issue): ``fno`` with width 32, 12 modes, N=64,
+batch 16, Adam, L1 loss on real / imaginary channels.
+
+MFU = forward FLOPs per sample (``flops_fit.flops.forward_flops``, FFT-aware)
+x 3 (forward + backward) x samples/s, divided by the fp32 matmul peak measured
+in the same process (best of 1024^2 and 2048^2 matmuls). All timings are the
+best of interleaved rounds, so load from other users of the machine
+penalises the peak and the model alike.
+
+Runs with one thread and with all threads: on a shared 2-core machine OpenMP
+barriers can stall every parallel op for a scheduler slice, so one thread
+can beat two. MFU is reported against the peak at the same thread count and
+against the best peak of any thread count (the honest number).
+
+In-process reference: the same network with the textbook spectral layer of
+Li et al. (2021) (complex einsums on two corners, full-size output spectrum).
+
+``--profile`` adds a torch.profiler breakdown of one thread's training step.
+
+Usage: ``python benchmarks/bench_fno_train.py [--profile]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from flops_fit.flops import count_params, forward_flops
+from flops_fit.ptycho.models import build_model
+
+BATCH, WIDTH, MODES, N = 16, 32, 12, 64
+
+
+class TextbookSpectralConv2d(nn.Module):
+    """Li et al. (2021) reference layer: complex einsum per corner, full-size output spectrum."""
+
+    def __init__(self, cin: int, cout: int, m1: int, m2: int) -> None:
+        super().__init__()
+        scale = 1.0 / (cin * cout)
+        self.m1, self.m2, self.cout = m1, m2, cout
+        self.w1 = nn.Parameter(scale * torch.rand(cin, cout, m1, m2, dtype=torch.cfloat))
+        self.w2 = nn.Parameter(scale * torch.rand(cin, cout, m1, m2, dtype=torch.cfloat))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        x_ft = torch.fft.rfft2(x)
+        out = torch.zeros(b, self.cout, h, w // 2 + 1, dtype=torch.cfloat)
+        out[:, :, : self.m1, : self.m2] = torch.einsum("bixy,ioxy->boxy", x_ft[:, :, : self.m1, : self.m2], self.w1)
+        out[:, :, -self.m1 :, : self.m2] = torch.einsum("bixy,ioxy->boxy", x_ft[:, :, -self.m1 :, : self.m2], self.w2)
+        return torch.fft.irfft2(out, s=(h, w))
+
+
+def best_seconds(fns: dict[str, Callable[[], object]], *, rounds: int = 3, min_time: float = 0.5) -> dict[str, float]:
+    """Best time per call of each function over interleaved rounds of at least ``min_time`` s."""
+    reps = {}
+    for name, fn in fns.items():
+        fn()  # warm-up
+        start = time.perf_counter()
+        fn()
+        reps[name] = max(1, int(min_time / max(time.perf_counter() - start, 1e-6)))
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(reps[name]):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / reps[name])
+    return best
+
+
+def train_step(model: nn.Module) -> Callable[[], None]:
+    """One Adam step on a fixed random batch (data loading excluded)."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(BATCH, 1, N, N)
+    y = torch.randn(BATCH, 2, N, N)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        (model(x) - y).abs().mean().backward()
+        opt.step()
+
+    return step
+
+
+def matmul(n: int) -> Callable[[], torch.Tensor]:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    return lambda: a @ b
+
+
+# Self CPU time of aten ops, grouped (first matching substring wins).
+CATEGORIES = [
+    ("convolutions 3x3/1x1 (fwd+bwd)", ("convolution",)),
+    ("FFTs", ("_fft_",)),
+    ("spectral mixing (bmm)", ("bmm",)),
+    ("GELU (fwd+bwd)", ("gelu",)),
+    ("optimizer (Adam)", ("_foreach", "lerp", "addcdiv", "addcmul", "sqrt")),
+    ("copies / cat / zero-fill", ("copy_", "cat", "fill_", "zero_", "clone", "contiguous")),
+    ("adds / muls / other elementwise", ("add", "sub", "mul", "div", "neg", "abs", "sgn", "sum", "mean")),
+]
+
+
+def profile_step(step: Callable[[], None]) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(2):
+            step()
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in events)
+    shares = dict.fromkeys([c for c, _ in CATEGORIES] + ["other"], 0.0)
+    for e in events:
+        name = next((c for c, keys in CATEGORIES if any(k in e.key for k in keys)), "other")
+        shares[name] += e.self_cpu_time_total
+    print("\nwhere the time goes (self CPU time of aten ops, one training step, 1 thread):")
+    for name, t in sorted(shares.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:34s} {100 * t / total:5.1f} %")
+    print("top ops:")
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:10]:
+        print(f"  {e.key:34s} {100 * e.self_cpu_time_total / total:5.1f} %  ({e.count // 2} calls/step)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler breakdown")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    ours = build_model("fno", modes=MODES, width=WIDTH, N=N)
+    textbook = build_model("fno", modes=MODES, width=WIDTH, N=N)
+    for block in textbook.blocks:
+        block.spectral = TextbookSpectralConv2d(WIDTH, WIDTH, MODES, MODES)
+    sample = torch.rand(2, 1, N, N)
+    flops = {"ours": forward_flops(ours, sample), "textbook": forward_flops(textbook, sample)}
+    print(f"fno w={WIDTH} m={MODES} N={N} batch {BATCH}: {count_params(ours):,} parameters (real numbers), "
+          f"{flops['ours'] / 1e6:.1f} MFLOP forward per sample (textbook layer: {flops['textbook'] / 1e6:.1f})")
+
+    default_threads = torch.get_num_threads()
+    results = {}
+    for threads in sorted({1, default_threads}):
+        torch.set_num_threads(threads)
+        t = best_seconds({"mm1024": matmul(1024), "mm2048": matmul(2048),
+                          "ours": train_step(ours), "textbook": train_step(textbook)})
+        peak = max(2 * 1024**3 / t["mm1024"], 2 * 2048**3 / t["mm2048"])
+        results[threads] = (peak, {k: BATCH / t[k] for k in ("ours", "textbook")})
+    best_peak = max(peak for peak, _ in results.values())
+    for threads, (peak, rates) in results.items():
+        print(f"\n{threads} thread(s): fp32 matmul peak {peak / 1e9:.1f} GFLOP/s")
+        for name, rate in rates.items():
+            achieved = 3 * flops[name] * rate
+            print(f"  {name:9s} {rate:6.2f} samples/s  {achieved / 1e9:5.1f} GFLOP/s  "
+                  f"MFU {achieved / peak:6.1%} of this peak, {achieved / best_peak:6.1%} of best peak")
+        print(f"  speed ratio ours/textbook: {rates['ours'] / rates['textbook']:.2f}")
+    print(f"\nbest peak over thread counts: {best_peak / 1e9:.1f} GFLOP/s")
+    if args.profile:
+        torch.set_num_threads(1)
+        profile_step(train_step(ours))
+    torch.set_num_threads(default_threads)
+
+
+if __name__ == "__main__":
+    main()
