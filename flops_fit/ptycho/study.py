@@ -1,0 +1,409 @@
+"""The FNO study: which generator, how big, at what cost, for grid-lines ptychography.
+
+Two modes share one per-experiment function, :func:`train_and_evaluate`:
+
+* a hyperparameter grid (:func:`study_grid`): architecture x input transform
+  x Fourier modes x width, each trained for a number of epochs;
+* an IsoFLOP sweep (:func:`isoflop_plan`): for each compute budget, ``fno``
+  generators of several widths, each trained on exactly the number of samples
+  its budget buys (``budget = 3 x forward FLOPs x samples``).
+
+:func:`run_study` runs either through :func:`flops_fit.runner.run_sweep` and
+leaves ``study_results.csv`` and ``pareto_plot.png`` in the output folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from flops_fit.flops import count_params, forward_flops, train_flops
+from flops_fit.metrics import complex_metrics
+from flops_fit.planning import SweepPlan, grid, plan_sweep
+from flops_fit.ptycho import train as ptrain
+from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
+from flops_fit.ptycho.simulate import GridLinesConfig, GridLinesData, load_or_simulate, stitch
+from flops_fit.runner import run_sweep, time_inference
+
+__all__ = [
+    "DATA_PRESETS",
+    "FULL_AXES",
+    "LIGHT_EPOCHS",
+    "data_config",
+    "data_spec",
+    "evaluate",
+    "isoflop_plan",
+    "run_study",
+    "study_grid",
+    "train_and_evaluate",
+]
+
+#: Simulation presets by name; the light one keeps N = 64 but far fewer patches.
+DATA_PRESETS = {"light": GridLinesConfig.light, "full": GridLinesConfig}
+
+#: The full grid: 2 x 3 x 3 x 3 = 54 experiments.
+FULL_AXES: dict[str, list[Any]] = {
+    "architecture": ["hybrid", "fno"],
+    "fno_input_transform": ["none", "log1p", "sqrt"],
+    "fno_modes": [12, 16, 24],
+    "fno_width": [32, 48, 64],
+}
+LIGHT_AXES: dict[str, list[Any]] = {
+    "architecture": ["fno"],
+    "fno_input_transform": ["none"],
+    "fno_modes": [12],
+    "fno_width": [32],
+}
+#: Epochs when none are given: the reference trains 20-60; the light study is
+#: sized so simulation + training finish in about a minute on 2 CPU cores.
+FULL_EPOCHS = 20
+LIGHT_EPOCHS = 6
+#: Widths an IsoFLOP sweep picks from on a CPU (the size parameter of ``fno``).
+CPU_WIDTHS = [4, 6, 8, 12, 16, 24, 32]
+
+_TRAINING_DEFAULTS = {"batch_size": 16, "lr": 1e-3, "loss": "mae"}
+
+
+def _check_names(values: Sequence[str] | None, allowed: Sequence[str], what: str) -> None:
+    for v in values or []:
+        if v not in allowed:
+            raise ValueError(f"Got {what}={v!r}, expected one of {sorted(allowed)}")
+
+
+def study_grid(
+    light: bool = False,
+    *,
+    architectures: Sequence[str] | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    axes: Mapping[str, Sequence[Any]] | None = None,
+    data: GridLinesConfig | None = None,
+) -> SweepPlan:
+    """The study's hyperparameter grid as a :class:`~flops_fit.planning.SweepPlan`.
+
+    Parameters
+    ----------
+    light : bool
+        ``True``: one CPU-sized experiment (``fno``, transform ``none``,
+        12 modes, width 32) on the light data preset. ``False``: the full
+        grid ``{hybrid, fno} x {none, log1p, sqrt} x {12, 16, 24} x {32, 48, 64}``.
+    architectures : sequence of str, optional
+        Narrow the grid to these architectures.
+    epochs : int, optional
+        Training epochs per experiment (default 6 light, 20 full).
+    seed : int
+        Seed of every experiment.
+    axes : mapping, optional
+        Replace grid axes, e.g. ``{"fno_width": [8, 16]}``; keys must be
+        among ``architecture, fno_input_transform, fno_modes, fno_width``.
+    data : GridLinesConfig, optional
+        Simulate this instead of the light/full preset (recorded in the
+        ``data`` column as JSON).
+    """
+    _check_names(architectures, list(ARCHITECTURES), "architecture")
+    _check_names(list(axes or {}), list(FULL_AXES), "axis")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    chosen = {**(LIGHT_AXES if light else FULL_AXES), **{k: list(v) for k, v in (axes or {}).items()}}
+    if architectures:
+        chosen["architecture"] = list(architectures)
+    _check_names(chosen["architecture"], list(ARCHITECTURES), "architecture")
+    _check_names(chosen["fno_input_transform"], list(INPUT_TRANSFORMS), "fno_input_transform")
+    default_epochs = LIGHT_EPOCHS if light else FULL_EPOCHS
+    return grid(
+        **chosen,
+        epochs=[epochs or default_epochs],
+        data=[data_spec(light, data)],
+        seed=[seed],
+        **{k: [v] for k, v in _TRAINING_DEFAULTS.items()},
+    )
+
+
+def isoflop_plan(
+    compute_budgets: Sequence[float],
+    *,
+    light: bool = True,
+    widths: Sequence[int] | None = None,
+    modes: int = 12,
+    input_transform: str = "none",
+    seed: int = 0,
+    num_sizes_per_budget: int = 5,
+    data: GridLinesConfig | None = None,
+) -> SweepPlan:
+    """An IsoFLOP sweep of ``fno`` widths, with FFT-aware measured FLOPs.
+
+    Parameters
+    ----------
+    compute_budgets : sequence of float
+        Training budgets in FLOPs (``3 x forward FLOPs x samples``).
+    light : bool
+        Data preset whose patch size sets the model input.
+    widths : sequence of int, optional
+        Candidate widths (the size parameter); default a CPU-sized range 4..32.
+    modes, input_transform : int, str
+        Fixed for every experiment.
+    seed : int
+        Seed of every experiment.
+    num_sizes_per_budget : int
+        Widths trained per budget.
+    data : GridLinesConfig, optional
+        Custom data instead of the preset (sets the input size ``N``).
+    """
+    _check_names([input_transform], list(INPUT_TRANSFORMS), "input_transform")
+    n = data_config(data_spec(light, data)).N
+    return plan_sweep(
+        build_model,
+        "width",
+        {"architecture": "fno", "modes": modes, "input_transform": input_transform, "N": n},
+        compute_budgets,
+        sizes=list(widths or CPU_WIDTHS),
+        num_sizes_per_budget=num_sizes_per_budget,
+        sample_input=torch.zeros(1, 1, n, n),
+    )
+
+
+def _isoflop_configs(plan: SweepPlan, *, data: str, seed: int) -> list[dict[str, Any]]:
+    """Study configs (the grid's keys) for each experiment of an IsoFLOP plan."""
+    kwargs = plan.model_kwargs
+    return [
+        {
+            "architecture": kwargs["architecture"],
+            "fno_input_transform": kwargs["input_transform"],
+            "fno_modes": kwargs["modes"],
+            "fno_width": int(e.size_value),
+            "epochs": None,
+            "train_samples": int(e.train_samples),
+            "compute_budget": float(e.compute_budget),
+            "data": data,
+            "seed": seed,
+            **_TRAINING_DEFAULTS,
+        }
+        for e in plan.experiments
+    ]
+
+
+def data_spec(light: bool, data: GridLinesConfig | None = None) -> str:
+    """The ``data`` entry of an experiment config: a preset name, or the
+    fields of a custom :class:`GridLinesConfig` as sorted JSON (flat, so the
+    experiment id changes whenever the data do)."""
+    if data is None:
+        return "light" if light else "full"
+    return json.dumps(data.to_dict(), sort_keys=True)
+
+
+def data_config(spec: str) -> GridLinesConfig:
+    """Inverse of :func:`data_spec`."""
+    if spec in DATA_PRESETS:
+        return DATA_PRESETS[spec]()
+    try:
+        fields = json.loads(spec)
+    except json.JSONDecodeError:
+        raise ValueError(f"Got data={spec!r}, expected one of {sorted(DATA_PRESETS)} "
+                         "or a JSON object of GridLinesConfig fields") from None
+    return GridLinesConfig.from_dict(fields)
+
+
+@functools.lru_cache(maxsize=2)
+def _data(spec: str, cache_dir: str) -> GridLinesData:
+    # Sequential sweeps call train_and_evaluate dozens of times on the same data.
+    return load_or_simulate(data_config(spec), cache_dir)
+
+
+def evaluate(model: torch.nn.Module, data: GridLinesData, *, device: str = "cpu", loss: str = "mae") -> dict[str, float]:
+    """Reconstruct the test object by stitching and score it.
+
+    Returns the :func:`~flops_fit.metrics.complex_metrics` of the stitched
+    reconstruction against the ground-truth crop, plus ``final_test_loss``
+    (the training objective on the test patches).
+    """
+    test = data.test
+    pred = ptrain.predict(model, test.X, device=device)
+    recon, truth = stitch(pred, test)
+    out = complex_metrics(recon, truth)
+    with torch.inference_mode():
+        target = ptrain._as_channels(test.Y)
+        pred_t = ptrain._as_channels(pred)
+        x = torch.from_numpy(test.X)
+        probe = torch.from_numpy(test.probe)
+        out["final_test_loss"] = float(ptrain.LOSSES[loss](pred_t, target, x, probe))
+    return out
+
+
+def _save_preview(path: Path, recon: np.ndarray, truth: np.ndarray, title: str) -> None:
+    """A small PNG: amplitude and phase of the reconstruction beside the truth."""
+    from matplotlib.figure import Figure  # no pyplot state: safe in worker threads
+
+    fig = Figure(figsize=(6, 5.6), dpi=60)
+    axes = fig.subplots(2, 2)
+    panels = [(np.abs(truth), "true amplitude"), (np.abs(recon), "reconstructed amplitude"),
+              (np.angle(truth), "true phase (rad)"), (np.angle(recon), "reconstructed phase (rad)")]
+    for ax, (img, label) in zip(axes.flat, panels, strict=True):
+        im = ax.imshow(img, cmap="gray")
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path)
+
+
+def train_and_evaluate(
+    config: dict[str, Any], run_dir: Path, *, device: str = "cpu", cache_dir: str | Path = "data_cache",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train one study experiment and measure it (the function the runner calls).
+
+    Parameters
+    ----------
+    config : dict
+        A study config: ``architecture, fno_input_transform, fno_modes,
+        fno_width, data, seed, batch_size, lr, loss`` and either ``epochs``
+        or ``train_samples`` (IsoFLOP mode).
+    run_dir : pathlib.Path
+        Folder for this run's ``metrics.json``, ``history.json`` and
+        ``reconstruction.png``.
+    device : str
+        Torch device string.
+    cache_dir : str or pathlib.Path
+        Where simulated datasets are cached.
+
+    Returns
+    -------
+    dict
+        ``model_params`` (real numbers), ``flops_per_sample`` (forward FLOPs),
+        ``train_samples`` (samples seen), ``train_flops``, ``train_time_s``,
+        ``inference_time_s`` (s / sample), ``final_train_loss``,
+        ``final_test_loss`` and the :func:`~flops_fit.metrics.complex_metrics`
+        of the stitched test reconstruction.
+    """
+    data = _data(config["data"], str(cache_dir))
+    train = data.train
+    n_pix = train.X.shape[-1]
+    model = ptrain.InputScale(
+        build_model(
+            config["architecture"], modes=config["fno_modes"], width=config["fno_width"],
+            input_transform=config["fno_input_transform"], N=n_pix,
+        ),
+        ptrain.input_scale(train.X),
+    )
+    fwd = forward_flops(model, torch.from_numpy(train.X[:1]))
+    model = model.to(device)
+    samples = config.get("train_samples") or config["epochs"] * len(train.X)
+    start = time.perf_counter()
+    history = ptrain.fit(
+        model, train.X, train.Y, train.probe, samples=int(samples), batch_size=config["batch_size"],
+        lr=config["lr"], loss=config["loss"], device=device, seed=config["seed"], progress=progress,
+    )
+    train_time = time.perf_counter() - start
+    seen = history[-1]["samples_seen"]
+    metrics = evaluate(model, data, device=device, loss=config["loss"])
+    batch = torch.from_numpy(data.test.X[: config["batch_size"]]).to(device)
+    out = {
+        "model_params": count_params(model),
+        "flops_per_sample": fwd,
+        "train_samples": seen,
+        "epochs_completed": seen / len(train.X),
+        "train_flops": train_flops(fwd, seen),
+        "train_time_s": train_time,
+        "inference_time_s": time_inference(model, batch),
+        "final_train_loss": history[-1]["train_loss"],
+        "n_train_patches": len(train.X),
+        "n_test_patches": len(data.test.X),
+        **metrics,
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "history.json").write_text(json.dumps(history, indent=1))
+    (run_dir / "metrics.json").write_text(json.dumps(out, indent=1))
+    recon, truth = stitch(ptrain.predict(model, data.test.X, device=device), data.test)
+    _save_preview(run_dir / "reconstruction.png", recon, truth,
+                  f"{config['architecture']} w{config['fno_width']} m{config['fno_modes']}: "
+                  f"phase SSIM {out['ssim_phase']:.3f}")
+    return out
+
+
+def run_study(
+    output_dir: str | Path,
+    *,
+    light: bool = False,
+    epochs: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    architectures: Sequence[str] | None = None,
+    executor: Executor | None = None,
+    resume: bool = True,
+    compute_budgets: Sequence[float] | None = None,
+    widths: Sequence[int] | None = None,
+    axes: Mapping[str, Sequence[Any]] | None = None,
+    data: GridLinesConfig | None = None,
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Run the FNO study and write its results table and Pareto plot.
+
+    Parameters
+    ----------
+    output_dir : str or pathlib.Path
+        Sweep folder: ``runs.jsonl``, ``study_results.csv``,
+        ``pareto_plot.png`` and ``runs/<experiment_id>/``.
+    light : bool
+        CPU-sized study: the light grid and data preset.
+    epochs, seed, architectures : see :func:`study_grid`.
+    device : str
+        ``"auto"`` picks CUDA, then MPS, then the CPU.
+    executor : concurrent.futures.Executor, optional
+        Runs experiments in parallel (see :mod:`flops_fit.executors`).
+    resume : bool
+        Skip experiments already finished in ``output_dir``.
+    compute_budgets : sequence of float, optional
+        Training budgets in FLOPs: run an IsoFLOP sweep of ``fno`` widths
+        (see :func:`isoflop_plan`) instead of the grid.
+    widths : sequence of int, optional
+        Candidate widths of the IsoFLOP sweep.
+    axes, data : see :func:`study_grid`. In IsoFLOP mode ``axes`` may fix
+        ``fno_modes`` and ``fno_input_transform`` to one value each.
+    cache_dir : str or pathlib.Path, optional
+        Simulated-data cache (default ``<output_dir>/data_cache``).
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``study_results.csv``.
+    """
+    from flops_fit.pareto import plot_pareto  # plotting only after training
+
+    output_dir = Path(output_dir)
+    if compute_budgets is not None:
+        if architectures and list(architectures) != ["fno"]:
+            raise ValueError(f"An IsoFLOP study sweeps fno widths; got architectures={list(architectures)}")
+        fixed = {k: list(v) for k, v in (axes or {}).items()}
+        _check_names(list(fixed), ["fno_modes", "fno_input_transform"], "IsoFLOP axis")
+        if any(len(v) != 1 for v in fixed.values()):
+            raise ValueError(f"An IsoFLOP study fixes modes and transform to one value each; got axes={fixed}")
+        plan = isoflop_plan(
+            compute_budgets, light=light, widths=widths, seed=seed, data=data,
+            modes=fixed.get("fno_modes", [12])[0],
+            input_transform=fixed.get("fno_input_transform", ["none"])[0],
+        )
+        configs = _isoflop_configs(plan, data=data_spec(light, data), seed=seed)
+    else:
+        configs = study_grid(light, architectures=architectures, epochs=epochs, seed=seed,
+                             axes=axes, data=data).configs()
+    fn = functools.partial(train_and_evaluate, cache_dir=str(cache_dir or output_dir / "data_cache"),
+                           progress=progress)
+    df = run_sweep(configs, fn, output_dir, executor=executor, resume=resume, progress=progress,
+                   device=device, seed=seed)
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    if len(ok):
+        ax = plot_pareto(ok, "model_params", "ssim_phase", hue="architecture")
+        ax.figure.savefig(output_dir / "pareto_plot.png", dpi=120, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(ax.figure)
+    return output_dir / "study_results.csv"
