@@ -65,11 +65,12 @@ LIGHT_AXES: dict[str, list[Any]] = {
 #: Epochs when none are given: the reference trains 20-60; the light study is
 #: sized so simulation + training finish in about a minute on 2 CPU cores.
 FULL_EPOCHS = 20
-LIGHT_EPOCHS = 6
+LIGHT_EPOCHS = 3
 #: Widths an IsoFLOP sweep picks from on a CPU (the size parameter of ``fno``).
-CPU_WIDTHS = [4, 6, 8, 12, 16, 24, 32]
+CPU_WIDTHS = [2, 3, 4, 6, 8, 12, 16]
 
-_TRAINING_DEFAULTS = {"batch_size": 16, "lr": 1e-3, "loss": "mae"}
+# The reference's optimiser settings; IsoFLOP runs anneal (see train.fit).
+_TRAINING_DEFAULTS = {"batch_size": 16, "lr": 1e-3, "loss": "mae", "schedule": "constant"}
 
 
 def _check_names(values: Sequence[str] | None, allowed: Sequence[str], what: str) -> None:
@@ -112,7 +113,10 @@ def study_grid(
     _check_names(list(axes or {}), list(FULL_AXES), "axis")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    chosen = {**(LIGHT_AXES if light else FULL_AXES), **{k: list(v) for k, v in (axes or {}).items()}}
+    chosen = {
+        **(LIGHT_AXES if light else FULL_AXES),
+        **{k: list(v) for k, v in (axes or {}).items()},
+    }
     if architectures:
         chosen["architecture"] = list(architectures)
     _check_names(chosen["architecture"], list(ARCHITECTURES), "architecture")
@@ -147,7 +151,7 @@ def isoflop_plan(
     light : bool
         Data preset whose patch size sets the model input.
     widths : sequence of int, optional
-        Candidate widths (the size parameter); default a CPU-sized range 4..32.
+        Candidate widths (the size parameter); default a CPU-sized range 2..16.
     modes, input_transform : int, str
         Fixed for every experiment.
     seed : int
@@ -185,6 +189,7 @@ def _isoflop_configs(plan: SweepPlan, *, data: str, seed: int) -> list[dict[str,
             "data": data,
             "seed": seed,
             **_TRAINING_DEFAULTS,
+            "schedule": "cosine",
         }
         for e in plan.experiments
     ]
@@ -206,8 +211,10 @@ def data_config(spec: str) -> GridLinesConfig:
     try:
         fields = json.loads(spec)
     except json.JSONDecodeError:
-        raise ValueError(f"Got data={spec!r}, expected one of {sorted(DATA_PRESETS)} "
-                         "or a JSON object of GridLinesConfig fields") from None
+        raise ValueError(
+            f"Got data={spec!r}, expected one of {sorted(DATA_PRESETS)} "
+            "or a JSON object of GridLinesConfig fields"
+        ) from None
     return GridLinesConfig.from_dict(fields)
 
 
@@ -217,7 +224,9 @@ def _data(spec: str, cache_dir: str) -> GridLinesData:
     return load_or_simulate(data_config(spec), cache_dir)
 
 
-def evaluate(model: torch.nn.Module, data: GridLinesData, *, device: str = "cpu", loss: str = "mae") -> dict[str, float]:
+def evaluate(
+    model: torch.nn.Module, data: GridLinesData, *, device: str = "cpu", loss: str = "mae"
+) -> dict[str, float]:
     """Reconstruct the test object by stitching and score it.
 
     Returns the :func:`~flops_fit.metrics.complex_metrics` of the stitched
@@ -243,8 +252,12 @@ def _save_preview(path: Path, recon: np.ndarray, truth: np.ndarray, title: str) 
 
     fig = Figure(figsize=(6, 5.6), dpi=60)
     axes = fig.subplots(2, 2)
-    panels = [(np.abs(truth), "true amplitude"), (np.abs(recon), "reconstructed amplitude"),
-              (np.angle(truth), "true phase (rad)"), (np.angle(recon), "reconstructed phase (rad)")]
+    panels = [
+        (np.abs(truth), "true amplitude"),
+        (np.abs(recon), "reconstructed amplitude"),
+        (np.angle(truth), "true phase (rad)"),
+        (np.angle(recon), "reconstructed phase (rad)"),
+    ]
     for ax, (img, label) in zip(axes.flat, panels, strict=True):
         im = ax.imshow(img, cmap="gray")
         ax.set_title(label, fontsize=9)
@@ -255,7 +268,11 @@ def _save_preview(path: Path, recon: np.ndarray, truth: np.ndarray, title: str) 
 
 
 def train_and_evaluate(
-    config: dict[str, Any], run_dir: Path, *, device: str = "cpu", cache_dir: str | Path = "data_cache",
+    config: dict[str, Any],
+    run_dir: Path,
+    *,
+    device: str = "cpu",
+    cache_dir: str | Path = "data_cache",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train one study experiment and measure it (the function the runner calls).
@@ -264,7 +281,7 @@ def train_and_evaluate(
     ----------
     config : dict
         A study config: ``architecture, fno_input_transform, fno_modes,
-        fno_width, data, seed, batch_size, lr, loss`` and either ``epochs``
+        fno_width, data, seed, batch_size, lr, loss, schedule`` and either ``epochs``
         or ``train_samples`` (IsoFLOP mode).
     run_dir : pathlib.Path
         Folder for this run's ``metrics.json``, ``history.json`` and
@@ -288,8 +305,11 @@ def train_and_evaluate(
     n_pix = train.X.shape[-1]
     model = ptrain.InputScale(
         build_model(
-            config["architecture"], modes=config["fno_modes"], width=config["fno_width"],
-            input_transform=config["fno_input_transform"], N=n_pix,
+            config["architecture"],
+            modes=config["fno_modes"],
+            width=config["fno_width"],
+            input_transform=config["fno_input_transform"],
+            N=n_pix,
         ),
         ptrain.input_scale(train.X),
     )
@@ -298,8 +318,18 @@ def train_and_evaluate(
     samples = config.get("train_samples") or config["epochs"] * len(train.X)
     start = time.perf_counter()
     history = ptrain.fit(
-        model, train.X, train.Y, train.probe, samples=int(samples), batch_size=config["batch_size"],
-        lr=config["lr"], loss=config["loss"], device=device, seed=config["seed"], progress=progress,
+        model,
+        train.X,
+        train.Y,
+        train.probe,
+        samples=int(samples),
+        batch_size=config["batch_size"],
+        lr=config["lr"],
+        loss=config["loss"],
+        schedule=config["schedule"],
+        device=device,
+        seed=config["seed"],
+        progress=progress,
     )
     train_time = time.perf_counter() - start
     seen = history[-1]["samples_seen"]
@@ -322,9 +352,13 @@ def train_and_evaluate(
     (run_dir / "history.json").write_text(json.dumps(history, indent=1))
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=1))
     recon, truth = stitch(ptrain.predict(model, data.test.X, device=device), data.test)
-    _save_preview(run_dir / "reconstruction.png", recon, truth,
-                  f"{config['architecture']} w{config['fno_width']} m{config['fno_modes']}: "
-                  f"phase SSIM {out['ssim_phase']:.3f}")
+    _save_preview(
+        run_dir / "reconstruction.png",
+        recon,
+        truth,
+        f"{config['architecture']} w{config['fno_width']} m{config['fno_modes']}: "
+        f"phase SSIM {out['ssim_phase']:.3f}",
+    )
     return out
 
 
@@ -381,24 +415,42 @@ def run_study(
     output_dir = Path(output_dir)
     if compute_budgets is not None:
         if architectures and list(architectures) != ["fno"]:
-            raise ValueError(f"An IsoFLOP study sweeps fno widths; got architectures={list(architectures)}")
+            raise ValueError(
+                f"An IsoFLOP study sweeps fno widths; got architectures={list(architectures)}"
+            )
         fixed = {k: list(v) for k, v in (axes or {}).items()}
         _check_names(list(fixed), ["fno_modes", "fno_input_transform"], "IsoFLOP axis")
         if any(len(v) != 1 for v in fixed.values()):
-            raise ValueError(f"An IsoFLOP study fixes modes and transform to one value each; got axes={fixed}")
+            raise ValueError(
+                f"An IsoFLOP study fixes modes and transform to one value each; got axes={fixed}"
+            )
         plan = isoflop_plan(
-            compute_budgets, light=light, widths=widths, seed=seed, data=data,
+            compute_budgets,
+            light=light,
+            widths=widths,
+            seed=seed,
+            data=data,
             modes=fixed.get("fno_modes", [12])[0],
             input_transform=fixed.get("fno_input_transform", ["none"])[0],
         )
         configs = _isoflop_configs(plan, data=data_spec(light, data), seed=seed)
     else:
-        configs = study_grid(light, architectures=architectures, epochs=epochs, seed=seed,
-                             axes=axes, data=data).configs()
-    fn = functools.partial(train_and_evaluate, cache_dir=str(cache_dir or output_dir / "data_cache"),
-                           progress=progress)
-    df = run_sweep(configs, fn, output_dir, executor=executor, resume=resume, progress=progress,
-                   device=device, seed=seed)
+        configs = study_grid(
+            light, architectures=architectures, epochs=epochs, seed=seed, axes=axes, data=data
+        ).configs()
+    fn = functools.partial(
+        train_and_evaluate, cache_dir=str(cache_dir or output_dir / "data_cache"), progress=progress
+    )
+    df = run_sweep(
+        configs,
+        fn,
+        output_dir,
+        executor=executor,
+        resume=resume,
+        progress=progress,
+        device=device,
+        seed=seed,
+    )
     ok = df[df["status"] == "ok"] if "status" in df else df
     if len(ok):
         ax = plot_pareto(ok, "model_params", "ssim_phase", hue="architecture")

@@ -18,18 +18,26 @@ from tqdm.auto import tqdm
 
 from flops_fit.ptycho.models import to_complex
 from flops_fit.runner import DivergedError
+from flops_fit.training import lr_factor
 
 __all__ = ["LOSSES", "InputScale", "fit", "input_scale", "mae_loss", "physics_loss", "predict"]
 
 LossName = Literal["mae", "physics"]
+Schedule = Literal["constant", "cosine"]
+#: Cosine schedule settings (Chinchilla: the cosine cycle matches the training length).
+WARMUP_FRACTION, MIN_LR_RATIO = 0.05, 0.1
 
 
-def mae_loss(pred: torch.Tensor, target: torch.Tensor, x: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+def mae_loss(
+    pred: torch.Tensor, target: torch.Tensor, x: torch.Tensor, probe: torch.Tensor
+) -> torch.Tensor:
     """Supervised MAE on the (real, imaginary) channels, both ``(B, 2, N, N)``."""
     return (pred - target).abs().mean()
 
 
-def physics_loss(pred: torch.Tensor, target: torch.Tensor, x: torch.Tensor, probe: torch.Tensor) -> torch.Tensor:
+def physics_loss(
+    pred: torch.Tensor, target: torch.Tensor, x: torch.Tensor, probe: torch.Tensor
+) -> torch.Tensor:
     """MAE between the predicted and measured far-field amplitude.
 
     The predicted amplitude is ``|FFT2(P·Ô)| / N`` (orthonormal FFT,
@@ -91,6 +99,7 @@ def fit(
     batch_size: int = 16,
     lr: float = 1e-3,
     loss: LossName = "mae",
+    schedule: Schedule = "constant",
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
@@ -114,6 +123,12 @@ def fit(
         Adam settings (reference: 16, 1e-3).
     loss : {"mae", "physics"}
         Training objective.
+    schedule : {"constant", "cosine"}
+        ``"constant"``: the reference's fixed ``lr``. ``"cosine"``: linear
+        warm-up over 5 % of the steps, then a half cosine to 0.1 × ``lr`` at
+        the last step, so the run ends annealed whatever its length (what
+        an IsoFLOP comparison of different training lengths needs; Hoffmann
+        et al. 2022, Sec. 3 and Fig. A1).
     device : str
         Torch device string.
     seed : int
@@ -136,6 +151,8 @@ def fit(
         raise ValueError(f"Got loss={loss!r}, expected one of {sorted(LOSSES)}")
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"Got schedule={schedule!r}, expected one of ['constant', 'cosine']")
     loss_fn = LOSSES[loss]
     n = len(x)
     # The whole split fits on any device at these sizes; moving it once avoids
@@ -144,6 +161,11 @@ def fit(
     ys = _as_channels(y).to(device)
     p = torch.from_numpy(probe).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    total_steps = sum(
+        math.ceil(min(n, samples - e * n) / batch_size) for e in range(math.ceil(samples / n))
+    )
+    warmup = max(1, round(WARMUP_FRACTION * total_steps))
+    step = 0
     gen = torch.Generator().manual_seed(seed)
     model.train()
     history: list[dict[str, float]] = []
@@ -159,14 +181,20 @@ def fit(
                 raise DivergedError(f"diverged at epoch {epoch + 1}: loss is {value.item()}")
             opt.zero_grad(set_to_none=True)
             value.backward()
+            if schedule == "cosine":
+                for group in opt.param_groups:
+                    group["lr"] = lr * lr_factor(step, total_steps, warmup, MIN_LR_RATIO)
             opt.step()
+            step += 1
             total, batches = total + value.item(), batches + 1
             seen += len(idx)
         history.append({"epoch": epoch + 1, "samples_seen": seen, "train_loss": total / batches})
     return history
 
 
-def predict(model: nn.Module, x: np.ndarray, *, device: str = "cpu", batch_size: int = 64) -> np.ndarray:
+def predict(
+    model: nn.Module, x: np.ndarray, *, device: str = "cpu", batch_size: int = 64
+) -> np.ndarray:
     """Complex patches ``(n, N, N)`` predicted from ``x`` ``(n, 1, N, N)``."""
     model.eval()
     out = []
