@@ -25,10 +25,10 @@ Usage: ``python benchmarks/bench_fno_train.py [--profile]``
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import torch
+from _timing import TextbookSpectralConv2d, best_seconds
 from torch import nn
 
 from flops_fit.flops import count_params, forward_flops
@@ -37,41 +37,6 @@ from flops_fit.ptycho.models import build_model
 BATCH, WIDTH, MODES, N = 16, 32, 12, 64
 
 
-class TextbookSpectralConv2d(nn.Module):
-    """Li et al. (2021) reference layer: complex einsum per corner, full-size output spectrum."""
-
-    def __init__(self, cin: int, cout: int, m1: int, m2: int) -> None:
-        super().__init__()
-        scale = 1.0 / (cin * cout)
-        self.m1, self.m2, self.cout = m1, m2, cout
-        self.w1 = nn.Parameter(scale * torch.rand(cin, cout, m1, m2, dtype=torch.cfloat))
-        self.w2 = nn.Parameter(scale * torch.rand(cin, cout, m1, m2, dtype=torch.cfloat))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, h, w = x.shape
-        x_ft = torch.fft.rfft2(x)
-        out = torch.zeros(b, self.cout, h, w // 2 + 1, dtype=torch.cfloat)
-        out[:, :, : self.m1, : self.m2] = torch.einsum("bixy,ioxy->boxy", x_ft[:, :, : self.m1, : self.m2], self.w1)
-        out[:, :, -self.m1 :, : self.m2] = torch.einsum("bixy,ioxy->boxy", x_ft[:, :, -self.m1 :, : self.m2], self.w2)
-        return torch.fft.irfft2(out, s=(h, w))
-
-
-def best_seconds(fns: dict[str, Callable[[], object]], *, rounds: int = 3, min_time: float = 0.5) -> dict[str, float]:
-    """Best time per call of each function over interleaved rounds of at least ``min_time`` s."""
-    reps = {}
-    for name, fn in fns.items():
-        fn()  # warm-up
-        start = time.perf_counter()
-        fn()
-        reps[name] = max(1, int(min_time / max(time.perf_counter() - start, 1e-6)))
-    best = dict.fromkeys(fns, float("inf"))
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(reps[name]):
-                fn()
-            best[name] = min(best[name], (time.perf_counter() - start) / reps[name])
-    return best
 
 
 def train_step(model: nn.Module) -> Callable[[], None]:
@@ -144,8 +109,9 @@ def main() -> None:
     results = {}
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
-        t = best_seconds({"mm1024": matmul(1024), "mm2048": matmul(2048),
-                          "ours": train_step(ours), "textbook": train_step(textbook)})
+        fns = {"mm1024": matmul(1024), "mm2048": matmul(2048),
+               "ours": train_step(ours), "textbook": train_step(textbook)}
+        t = best_seconds(fns, rounds=3, min_time=0.5)
         peak = max(2 * 1024**3 / t["mm1024"], 2 * 2048**3 / t["mm2048"])
         results[threads] = (peak, {k: BATCH / t[k] for k in ("ours", "textbook")})
     best_peak = max(peak for peak, _ in results.values())

@@ -25,6 +25,7 @@ __all__ = [
     "build_model",
     "model_name",
     "num_params",
+    "to_device",
     "validate_dataset",
     "validate_loss",
     "validate_model",
@@ -33,6 +34,15 @@ __all__ = [
 # Small enough to build instantly, large enough for models whose size must be
 # divisible by a head count or a group count of 2, 4 or 8.
 DEFAULT_PROBE_SIZE = 8
+
+
+def to_device(x: Any, device: str | torch.device) -> Any:
+    """Move a tensor, or the tensors of a (nested) tuple/list, to ``device``; others pass through."""
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    if isinstance(x, (tuple, list)):
+        return type(x)(to_device(v, device) for v in x)
+    return x
 
 
 def model_name(model_cls: Any) -> str:

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from flops_fit.contracts import build_model, num_params, validate_model
+from flops_fit.contracts import build_model, num_params, to_device, validate_model
 from flops_fit.flops import forward_flops, train_flops
 from flops_fit.results import experiment_id
 
@@ -479,14 +479,6 @@ class _Probe:
     flops_per_sample: float  # training FLOPs per sample
 
 
-def _to(x: Any, device: str | torch.device) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.to(device)
-    if isinstance(x, (tuple, list)):
-        return type(x)(_to(v, device) for v in x)
-    return x
-
-
 def _probe(model_cls: Any, size_param: str, size: Any, kwargs: Mapping[str, Any],
            sample_input: Any, tokens_per_sample: float) -> _Probe:
     """N and training FLOPs per sample of one size; on the meta device when the model allows."""
@@ -496,7 +488,7 @@ def _probe(model_cls: Any, size_param: str, size: Any, kwargs: Mapping[str, Any]
         n = num_params(model)
         if sample_input is None:
             return _Probe(size, n, SIX_N * n * tokens_per_sample)
-        x = sample_input if device is None else _to(sample_input, device)
+        x = sample_input if device is None else to_device(sample_input, device)
         return _Probe(size, n, train_flops(forward_flops(model, x), 1))
 
     try:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, default_collate
 
-from flops_fit.contracts import build_model
+from flops_fit.contracts import build_model, to_device
 from flops_fit.runner import DivergedError
 
 __all__ = [
@@ -124,14 +124,6 @@ def sample_order(indices: list[int], num_samples: int, generator: torch.Generato
     return order
 
 
-def _to(x: Any, device: str | torch.device) -> Any:
-    if isinstance(x, torch.Tensor):
-        return x.to(device)
-    if isinstance(x, (tuple, list)):
-        return type(x)(_to(v, device) for v in x)
-    return x
-
-
 def _forward(model: nn.Module, x: Any) -> Any:
     return model(*x) if isinstance(x, (tuple, list)) else model(x)
 
@@ -162,7 +154,7 @@ def evaluate(model: nn.Module, dataset: Dataset, indices: list[int], loss_fn: Ca
     try:
         for x, y in _loader(dataset, list(indices), batch_size, collate_fn):
             n = _batch_size(x)
-            loss = _scalar_loss(loss_fn(_forward(model, _to(x, device)), _to(y, device)))
+            loss = _scalar_loss(loss_fn(_forward(model, to_device(x, device)), to_device(y, device)))
             total += float(loss) * n
             count += n
     finally:
@@ -230,7 +222,7 @@ def train_for_samples(
     seen, history = 0, []
     for step, (x, y) in enumerate(_loader(dataset, order, settings.batch_size, collate_fn)):
         lr = optimizer.param_groups[0]["lr"]
-        loss = _scalar_loss(loss_fn(_forward(model, _to(x, device)), _to(y, device)))
+        loss = _scalar_loss(loss_fn(_forward(model, to_device(x, device)), to_device(y, device)))
         value = float(loss.detach())
         seen += _batch_size(x)
         if not math.isfinite(value):

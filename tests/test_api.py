@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _models import CNN
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -24,16 +25,6 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
-
-
-class CNN(nn.Module):
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(1, width, 3, padding=1)
-        self.c2 = nn.Conv2d(width, 1, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c2(torch.relu(self.c1(x)))
 
 
 class Fourier(nn.Module):

@@ -16,15 +16,6 @@ from flops_fit.ptycho.layers import SpectralConv2d
 from flops_fit.ptycho.models import build_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: OpenMP fan-out only adds stalls on a shared machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def spectral_hand_count(cin: int, cout: int, n_rows: int, n_cols: int, m1: int, m2: int) -> float:
     """Forward FLOPs per sample of SpectralConv2d, transform by transform."""
     rfft2 = cin * 2.5 * n_rows * n_cols * math.log2(n_rows * n_cols)  # one 2-D real FFT per channel

@@ -13,16 +13,6 @@ from flops_fit.ptycho.layers import SpectralConv2d, cap_modes
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model, to_complex
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: OpenMP fan-out costs more than it saves, and on a shared
-    # machine every parallel region can stall for a scheduler slice.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _complex_weights(layer: SpectralConv2d) -> np.ndarray:
     """The layer's weights as complex ``(2 m1, m2, in, out)`` (kept rows, kept columns)."""
     w = layer.weight.detach().double().numpy()

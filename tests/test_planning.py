@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _models import CNN
 from torch import nn
 
 from flops_fit.flops import forward_flops
@@ -31,18 +32,6 @@ class MLP(nn.Module):
 
 def mlp_params(w: int) -> int:
     return w * w + 7 * w + 1
-
-
-class CNN(nn.Module):
-    """Two 3x3 convolutions, 1 -> w -> 1 channels; N = 19w + 1."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(1, width, 3, padding=1)
-        self.c2 = nn.Conv2d(width, 1, 3, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c2(torch.relu(self.c1(x)))
 
 
 def cnn_forward_flops(w: int, hw: int) -> float:
