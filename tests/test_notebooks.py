@@ -1,0 +1,243 @@
+"""The three notebooks: committed clean and thin, runnable headless, and strict about parameters.
+
+Structure tests read the JSON only. The ``slow`` tests start Jupyter kernels:
+bad parameters stop a notebook in its coercion cell (seconds, nothing trains),
+and one test runs the README's papermill command for real (the light study,
+about a minute and a half on 2 CPU cores).
+
+Where the papermill command writes: it runs from the repository root exactly
+as typed, with ``FLOPS_FIT_ROOT`` pointing at a temporary folder, so the
+notebook's default ``output_dir`` ("outputs/fno_study", relative to the project
+root) lands there; ``out.ipynb`` is written to the repository root as typed
+(it is git-ignored) and moved into the temporary folder afterwards.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+from papermill.translators import PythonTranslator
+
+from flops_fit.notebook import ROOT_ENV_VAR
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = REPO / "notebooks"
+NAMES = ["sweep_preview.ipynb", "fno_study.ipynb", "explore_results.ipynb"]
+# Notebooks import tested code; typing for the parameter annotations, torch only
+# for a dummy input tensor in the preview.
+ALLOWED_IMPORTS = {"flops_fit", "pandas", "matplotlib", "IPython", "typing", "torch"}
+STUDY_COLUMNS = [
+    "architecture", "fno_input_transform", "fno_modes", "fno_width", "epochs", "model_params",
+    "inference_time_s", "ssim_phase", "psnr_phase", "mae_phase", "error",
+    "ssim_amp", "psnr_amp", "mae_amp", "status",
+]
+
+
+def _read(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(NOTEBOOKS / name, as_version=4)
+
+
+def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def _parameters_cell(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    return next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+
+
+# --------------------------------------------------------------------------- structure
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_valid_and_committed_without_outputs(name: str) -> None:
+    nb = _read(name)
+    nbformat.validate(nb)
+    for cell in _code_cells(nb):
+        assert cell.outputs == [], f"{name}: a code cell has outputs; clear them before committing"
+        assert cell.execution_count is None, f"{name}: a code cell has an execution count"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.cells[0].cell_type == "markdown", f"{name} should open with a markdown introduction"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_exactly_one_parameters_cell_first(name: str) -> None:
+    nb = _read(name)
+    tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{name}: {len(tagged)} cells tagged 'parameters', expected 1"
+    first_code = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code")
+    assert tagged == [first_code], f"{name}: the parameters cell must be the first code cell"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_parameters_are_typed_and_documented(name: str) -> None:
+    cell = _parameters_cell(_read(name))
+    tree = ast.parse(cell.source)
+    assigned = [n for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign))]
+    assert assigned and all(isinstance(n, ast.AnnAssign) for n in assigned), (
+        f"{name}: every parameter needs an annotation (name: type = default  # help)"
+    )
+    # What `papermill --help-notebook` shows: each parameter with a type and a help text.
+    inferred = {p.name: p for p in PythonTranslator.inspect(cell)}
+    names = [n.target.id for n in assigned]
+    assert sorted(inferred) == sorted(names), f"{name}: papermill infers {sorted(inferred)}, cell has {names}"
+    for p in inferred.values():
+        assert p.inferred_type_name not in ("", "None"), f"{name}: {p.name} has no type for papermill"
+        assert len(p.help) > 10, f"{name}: {p.name} has no help comment"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_coercion_follows_parameters(name: str) -> None:
+    # Values computed in the parameters cell are not recomputed after papermill
+    # injects new ones, so every parameter is read again in the next code cell.
+    nb = _read(name)
+    cells = _code_cells(nb)
+    params = [n.target.id for n in ast.parse(cells[0].source).body if isinstance(n, ast.AnnAssign)]
+    coercion = cells[1].source
+    for p in params:
+        assert re.search(rf"^{p} = as_\w+\({p}, \"{p}\"", coercion, re.M) or \
+            re.search(rf"^{p} = resolve_device\({p}\)", coercion, re.M), f"{name}: {p} is not coerced"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_definitions_and_only_allowed_imports(name: str) -> None:
+    for cell in _code_cells(_read(name)):
+        tree = ast.parse(cell.source)
+        for node in ast.walk(tree):
+            assert not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)), (
+                f"{name}: define functions in flops_fit (tested), not in the notebook:\n{cell.source}"
+            )
+            if isinstance(node, ast.Import):
+                roots = {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                roots = {(node.module or "").split(".")[0]}
+            else:
+                continue
+            assert roots <= ALLOWED_IMPORTS, f"{name}: imports {roots - ALLOWED_IMPORTS}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_nbmake_mocks_name_real_parameters(name: str) -> None:
+    cell = _parameters_cell(_read(name))
+    mock = cell.metadata.get("nbmake", {}).get("mock", {})
+    params = {p.name for p in PythonTranslator.inspect(cell)}
+    assert set(mock) <= params, f"{name}: nbmake mocks {set(mock) - params}, not parameters"
+
+
+def test_fno_study_ci_mock_is_small_and_fresh() -> None:
+    mock = _parameters_cell(_read("fno_study.ipynb")).metadata["nbmake"]["mock"]
+    assert mock["light"] is True and mock["epochs"] == 1 and mock["resume"] is False
+    assert mock["output_dir"] != "outputs/fno_study"  # never touch a user's results
+
+
+def test_example_results_present_with_provenance() -> None:
+    folder = NOTEBOOKS / "example_results"
+    assert (folder / "README.md").is_file()
+    table = pd.read_csv(folder / "study_results.csv")
+    assert set(STUDY_COLUMNS) <= set(table.columns)
+    assert (table["status"] == "ok").sum() >= 3
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def _run_papermill_api(name: str, parameters: dict, out: Path) -> None:
+    import papermill
+
+    papermill.execute_notebook(
+        str(NOTEBOOKS / name), str(out), parameters=parameters, kernel_name="python3",
+        progress_bar=False, cwd=str(REPO), execution_timeout=180,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "parameters", "message"),
+    [
+        ("fno_study.ipynb", {"light": "maybe"},
+         "light: got 'maybe', expected one of true/false/yes/no/on/off/1/0"),
+        # light=True everywhere below, so a check that failed to stop the
+        # notebook would cost a light run, not the full grid.
+        ("fno_study.ipynb", {"light": True, "epochs": -2}, "epochs: got -2, expected an integer >= 1"),
+        ("fno_study.ipynb", {"light": True, "epochs": "ten"}, "epochs: got 'ten', expected an integer >= 1"),
+        ("fno_study.ipynb", {"light": True, "architectures": "fno,fnoo"},
+         "architectures: got 'fnoo', expected one of ['fno', 'hybrid']"),
+        ("fno_study.ipynb", {"light": True, "compute_budgets": "1e12,-5"},
+         "compute_budgets[1]: got -5.0, expected a positive number"),
+        ("sweep_preview.ipynb", {"light": "sure"},
+         "light: got 'sure', expected one of true/false/yes/no/on/off/1/0"),
+        ("explore_results.ipynb", {"results_dir": "no/such/study"}, "results_dir: '{root}/no/such/study' does not exist"),
+    ],
+)
+def test_bad_parameters_stop_the_notebook(
+    name: str, parameters: dict, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from papermill.exceptions import PapermillExecutionError
+
+    monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path))  # the kernel inherits it: outputs stay in tmp
+    with pytest.raises(PapermillExecutionError) as info:
+        _run_papermill_api(name, {"output_dir": "outputs/bad", **parameters}
+                           if name == "fno_study.ipynb" else parameters, tmp_path / "out.ipynb")
+    assert message.format(root=tmp_path.resolve()) in str(info.value)
+    assert "from flops_fit.notebook import" in info.value.source, "the coercion cell should stop it"
+    assert not (tmp_path / "outputs").exists(), "nothing should be written before parameters are valid"
+
+
+@pytest.fixture
+def repo_out_ipynb(tmp_path: Path):
+    """`out.ipynb` in the repository root (where the typed command writes it), kept out of the way."""
+    out = REPO / "out.ipynb"
+    backup = tmp_path / "out.ipynb.before"
+    if out.exists():
+        shutil.move(out, backup)
+    yield out
+    if out.exists():
+        shutil.move(out, tmp_path / "out.ipynb")
+    if backup.exists():
+        shutil.move(backup, out)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_readme_papermill_command_runs_the_light_study(tmp_path: Path, repo_out_ipynb: Path) -> None:
+    import matplotlib.image as mpimg
+
+    env = {**os.environ, ROOT_ENV_VAR: str(tmp_path)}
+    papermill = Path(sys.executable).with_name("papermill")
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [str(papermill), "notebooks/fno_study.ipynb", "out.ipynb", "-p", "light", "true"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+    )
+    wall = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    print(f"papermill light study: {wall:.1f} s wall")
+
+    outputs = tmp_path / "outputs" / "fno_study"
+    table = pd.read_csv(outputs / "study_results.csv")
+    assert set(STUDY_COLUMNS) <= set(table.columns), set(STUDY_COLUMNS) - set(table.columns)
+    assert list(table["status"]) == ["ok"], table.get("error")
+    assert table.loc[0, "architecture"] == "fno" and 0 < table.loc[0, "ssim_phase"] <= 1
+
+    image = mpimg.imread(outputs / "pareto_plot.png")
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert (outputs / "pareto_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    executed = nbformat.read(repo_out_ipynb, as_version=4)
+    htmls = [
+        o["data"]["text/html"]
+        for c in _code_cells(executed)
+        for o in c.outputs if "text/html" in o.get("data", {})
+    ]
+    assert any("<table" in h and "ssim_phase" in h and "fno" in h for h in htmls), "no results table"
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and 'light = "true"' in injected[0].source
