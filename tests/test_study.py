@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import torch
 
+from flops_fit.metrics import complex_metrics
 from flops_fit.ptycho import study
 from flops_fit.ptycho.models import build_model
-from flops_fit.ptycho.simulate import GridLinesConfig, load_or_simulate
+from flops_fit.ptycho.simulate import GridLinesConfig, load_or_simulate, stitch
 from flops_fit.ptycho.train import InputScale, input_scale
 
 # 16-pixel patches on a 48-pixel object: 289 train and 81 test patches.
@@ -128,3 +129,15 @@ def test_isoflop_study_trains_each_experiment_for_its_budget(tmp_path: Path) -> 
 def test_isoflop_rejects_other_architectures(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"An IsoFLOP study sweeps fno widths; got architectures=\['hybrid'\]"):
         study.run_study(tmp_path, compute_budgets=[1e9], architectures=["hybrid"])
+
+
+def test_mean_patch_baseline_is_written_and_matches_a_hand_built_constant(light_run: Path, tmp_path: Path) -> None:
+    data = load_or_simulate(TINY, tmp_path)
+    recon, truth = stitch(np.repeat(data.train.Y.mean(axis=0)[None], len(data.test.Y), axis=0), data.test)
+    expected = complex_metrics(recon, truth)
+    written = json.loads((light_run.parent / "baseline.json").read_text())
+    assert written["ssim_phase"] == pytest.approx(expected["ssim_phase"])
+    assert study.mean_patch_baseline(data)["mae_phase"] == pytest.approx(expected["mae_phase"])
+    # The trained tiny model beats learning nothing on phase MAE and amplitude SSIM.
+    trained = pd.read_csv(light_run).iloc[0]
+    assert trained["mae_phase"] < written["mae_phase"] and trained["ssim_amp"] > written["ssim_amp"]
