@@ -34,8 +34,12 @@ from flops_fit.ptycho.simulate import GridLinesConfig, GridLinesData, load_or_si
 from flops_fit.runner import run_sweep, time_inference
 
 __all__ = [
+    "CPU_BUDGETS",
+    "CPU_WIDTHS",
     "DATA_PRESETS",
     "FULL_AXES",
+    "GPU_BUDGETS",
+    "GPU_WIDTHS",
     "LIGHT_EPOCHS",
     "data_config",
     "data_spec",
@@ -67,6 +71,13 @@ LIGHT_AXES: dict[str, list[Any]] = {
 #: sized so simulation + training finish in about a minute on 2 CPU cores.
 FULL_EPOCHS = 20
 LIGHT_EPOCHS = 3
+#: IsoFLOP budgets (training FLOPs) sized for 2 CPU cores: a few minutes in all
+#: on the light data (most of it the smallest widths, which run far below peak).
+CPU_BUDGETS = (1e10, 3e10, 1e11)
+#: Budgets for one GPU, with ``light=False`` and ``widths=GPU_WIDTHS``: about
+#: 2e17 FLOPs in all, a few hours at 15 TFLOP/s sustained.
+GPU_BUDGETS = (1e15, 3e15, 1e16, 3e16)
+GPU_WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96, 128)
 #: Widths an IsoFLOP sweep picks from on a CPU (the size parameter of ``fno``).
 CPU_WIDTHS = [2, 3, 4, 6, 8, 12, 16]
 
