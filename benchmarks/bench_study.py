@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from flops_fit.metrics import complex_metrics
-from flops_fit.ptycho import study
+from flops_fit.ptycho import experiment, study
 from flops_fit.ptycho.models import build_model
 from flops_fit.ptycho.simulate import GridLinesConfig, load_or_simulate, stitch
 from flops_fit.ptycho.train import InputScale, input_scale
@@ -43,7 +43,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     untrained = InputScale(build_model("fno", modes=12, width=32), input_scale(data.train.X))
-    base = study.evaluate(untrained, data)
+    base = experiment.evaluate(untrained, data)
     _, truth = stitch(data.test.Y, data.test)
     flat = complex_metrics(np.full_like(truth, np.abs(truth).mean()), truth)
 

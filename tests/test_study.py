@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from flops_fit.metrics import complex_metrics
-from flops_fit.ptycho import study
+from flops_fit.ptycho import experiment, study
 from flops_fit.ptycho.models import build_model
 from flops_fit.ptycho.simulate import GridLinesConfig, load_or_simulate, stitch
 from flops_fit.ptycho.train import InputScale, input_scale
@@ -69,10 +69,10 @@ def test_study_grid_rejects_bad_input(kwargs: dict, match: str) -> None:
 
 
 def test_data_spec_round_trips() -> None:
-    assert study.data_config(study.data_spec(True)) == GridLinesConfig.light()
-    assert study.data_config(study.data_spec(False, TINY)) == TINY
+    assert experiment.data_config(experiment.data_spec(True)) == GridLinesConfig.light()
+    assert experiment.data_config(experiment.data_spec(False, TINY)) == TINY
     with pytest.raises(ValueError, match=r"Got data='tiny', expected one of \['full', 'light'\] or a JSON"):
-        study.data_config("tiny")
+        experiment.data_config("tiny")
 
 
 def test_light_study_writes_table_plot_and_run_folders(light_run: Path) -> None:
@@ -99,7 +99,7 @@ def test_trained_model_beats_untrained(light_run: Path, tmp_path: Path) -> None:
     data = load_or_simulate(TINY, tmp_path)
     torch.manual_seed(0)
     untrained = InputScale(build_model("fno", modes=4, width=8, N=TINY.N), input_scale(data.train.X))
-    baseline = study.evaluate(untrained, data)
+    baseline = experiment.evaluate(untrained, data)
     # Untrained ~0.81, 8 epochs ~0.89 (a constant phase scores ~0.85: see metrics docs).
     assert trained["ssim_phase"] > baseline["ssim_phase"] + 0.05
     assert trained["ssim_amp"] > baseline["ssim_amp"] + 0.3
@@ -137,7 +137,7 @@ def test_mean_patch_baseline_is_written_and_matches_a_hand_built_constant(light_
     expected = complex_metrics(recon, truth)
     written = json.loads((light_run.parent / "baseline.json").read_text())
     assert written["ssim_phase"] == pytest.approx(expected["ssim_phase"])
-    assert study.mean_patch_baseline(data)["mae_phase"] == pytest.approx(expected["mae_phase"])
+    assert experiment.mean_patch_baseline(data)["mae_phase"] == pytest.approx(expected["mae_phase"])
     # The trained tiny model beats learning nothing on phase MAE and amplitude SSIM.
     trained = pd.read_csv(light_run).iloc[0]
     assert trained["mae_phase"] < written["mae_phase"] and trained["ssim_amp"] > written["ssim_amp"]

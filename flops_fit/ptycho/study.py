@@ -1,6 +1,7 @@
 """The FNO study: which generator, how big, at what cost, for grid-lines ptychography.
 
-Two modes share one per-experiment function, :func:`train_and_evaluate`:
+Two modes share one per-experiment function,
+:func:`flops_fit.ptycho.experiment.train_and_evaluate`:
 
 * a hyperparameter grid (:func:`study_grid`): architecture x input transform
   x Fourier modes x width, each trained for a number of epochs;
@@ -16,43 +17,36 @@ from __future__ import annotations
 
 import functools
 import json
-import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from flops_fit.flops import count_params, forward_flops, train_flops
-from flops_fit.metrics import complex_metrics
 from flops_fit.planning import SweepPlan, grid, plan_sweep
-from flops_fit.ptycho import train as ptrain
+from flops_fit.ptycho.experiment import (
+    _data,
+    data_config,
+    data_spec,
+    mean_patch_baseline,
+    train_and_evaluate,
+)
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
-from flops_fit.ptycho.simulate import GridLinesConfig, GridLinesData, load_or_simulate, stitch
-from flops_fit.runner import run_sweep, time_inference
+from flops_fit.ptycho.simulate import GridLinesConfig
+from flops_fit.runner import run_sweep
 
 __all__ = [
     "CPU_BUDGETS",
     "CPU_WIDTHS",
-    "DATA_PRESETS",
     "FULL_AXES",
     "GPU_BUDGETS",
     "GPU_WIDTHS",
     "LIGHT_EPOCHS",
-    "data_config",
-    "data_spec",
-    "evaluate",
     "isoflop_plan",
-    "mean_patch_baseline",
     "run_study",
     "study_grid",
-    "train_and_evaluate",
 ]
-
-#: Simulation presets by name; the light one keeps N = 64 but far fewer patches.
-DATA_PRESETS = {"light": GridLinesConfig.light, "full": GridLinesConfig}
 
 #: The full grid: 2 x 3 x 3 x 3 = 54 experiments.
 FULL_AXES: dict[str, list[Any]] = {
@@ -205,186 +199,6 @@ def _isoflop_configs(plan: SweepPlan, *, data: str, seed: int) -> list[dict[str,
         }
         for e in plan.experiments
     ]
-
-
-def data_spec(light: bool, data: GridLinesConfig | None = None) -> str:
-    """The ``data`` entry of an experiment config: a preset name, or the
-    fields of a custom :class:`GridLinesConfig` as sorted JSON (flat, so the
-    experiment id changes whenever the data do)."""
-    if data is None:
-        return "light" if light else "full"
-    return json.dumps(data.to_dict(), sort_keys=True)
-
-
-def data_config(spec: str) -> GridLinesConfig:
-    """Inverse of :func:`data_spec`."""
-    if spec in DATA_PRESETS:
-        return DATA_PRESETS[spec]()
-    try:
-        fields = json.loads(spec)
-    except json.JSONDecodeError:
-        raise ValueError(
-            f"Got data={spec!r}, expected one of {sorted(DATA_PRESETS)} "
-            "or a JSON object of GridLinesConfig fields"
-        ) from None
-    return GridLinesConfig.from_dict(fields)
-
-
-@functools.lru_cache(maxsize=2)
-def _data(spec: str, cache_dir: str) -> GridLinesData:
-    # Sequential sweeps call train_and_evaluate dozens of times on the same data.
-    return load_or_simulate(data_config(spec), cache_dir)
-
-
-def evaluate(
-    model: torch.nn.Module, data: GridLinesData, *, device: str = "cpu", loss: str = "mae"
-) -> dict[str, float]:
-    """Reconstruct the test object by stitching and score it.
-
-    Returns the :func:`~flops_fit.metrics.complex_metrics` of the stitched
-    reconstruction against the ground-truth crop, plus ``final_test_loss``
-    (the training objective on the test patches).
-    """
-    test = data.test
-    pred = ptrain.predict(model, test.X, device=device)
-    recon, truth = stitch(pred, test)
-    out = complex_metrics(recon, truth)
-    with torch.inference_mode():
-        target = ptrain._as_channels(test.Y)
-        pred_t = ptrain._as_channels(pred)
-        x = torch.from_numpy(test.X)
-        probe = torch.from_numpy(test.probe)
-        out["final_test_loss"] = float(ptrain.LOSSES[loss](pred_t, target, x, probe))
-    return out
-
-
-def mean_patch_baseline(data: GridLinesData) -> dict[str, float]:
-    """Scores of predicting the mean training patch for every test patch.
-
-    What a network that learned only the average object would score: the
-    floor every trained model's metrics should be read against. Phase SSIM
-    is high here (about 0.85 on the light data) because phase mapped to
-    [0, 1] with data range 1 leaves little contrast for SSIM to penalise.
-    """
-    mean = data.train.Y.mean(axis=0)  # (N, N) complex
-    pred = np.broadcast_to(mean, data.test.Y.shape)
-    return complex_metrics(*stitch(pred, data.test))
-
-
-def _save_preview(path: Path, recon: np.ndarray, truth: np.ndarray, title: str) -> None:
-    """A small PNG: amplitude and phase of the reconstruction beside the truth."""
-    from matplotlib.figure import Figure  # no pyplot state: safe in worker threads
-
-    fig = Figure(figsize=(6, 5.6), dpi=60)
-    axes = fig.subplots(2, 2)
-    panels = [
-        (np.abs(truth), "true amplitude"),
-        (np.abs(recon), "reconstructed amplitude"),
-        (np.angle(truth), "true phase (rad)"),
-        (np.angle(recon), "reconstructed phase (rad)"),
-    ]
-    for ax, (img, label) in zip(axes.flat, panels, strict=True):
-        im = ax.imshow(img, cmap="gray")
-        ax.set_title(label, fontsize=9)
-        ax.axis("off")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.suptitle(title, fontsize=10)
-    fig.savefig(path)
-
-
-def train_and_evaluate(
-    config: dict[str, Any],
-    run_dir: Path,
-    *,
-    device: str = "cpu",
-    cache_dir: str | Path = "data_cache",
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Train one study experiment and measure it (the function the runner calls).
-
-    Parameters
-    ----------
-    config : dict
-        A study config: ``architecture, fno_input_transform, fno_modes,
-        fno_width, data, seed, batch_size, lr, loss, schedule`` and either ``epochs``
-        or ``train_samples`` (IsoFLOP mode).
-    run_dir : pathlib.Path
-        Folder for this run's ``metrics.json``, ``history.json`` and
-        ``reconstruction.png``.
-    device : str
-        Torch device string.
-    cache_dir : str or pathlib.Path
-        Where simulated datasets are cached.
-
-    Returns
-    -------
-    dict
-        ``model_params`` (real numbers), ``flops_per_sample`` (forward FLOPs),
-        ``train_samples`` (samples seen), ``train_flops``, ``train_time_s``,
-        ``inference_time_s`` (s / sample), ``final_train_loss``,
-        ``final_test_loss`` and the :func:`~flops_fit.metrics.complex_metrics`
-        of the stitched test reconstruction.
-    """
-    data = _data(config["data"], str(cache_dir))
-    train = data.train
-    n_pix = train.X.shape[-1]
-    model = ptrain.InputScale(
-        build_model(
-            config["architecture"],
-            modes=config["fno_modes"],
-            width=config["fno_width"],
-            input_transform=config["fno_input_transform"],
-            N=n_pix,
-        ),
-        ptrain.input_scale(train.X),
-    )
-    fwd = forward_flops(model, torch.from_numpy(train.X[:1]))
-    model = model.to(device)
-    samples = config.get("train_samples") or config["epochs"] * len(train.X)
-    start = time.perf_counter()
-    history = ptrain.fit(
-        model,
-        train.X,
-        train.Y,
-        train.probe,
-        samples=int(samples),
-        batch_size=config["batch_size"],
-        lr=config["lr"],
-        loss=config["loss"],
-        schedule=config["schedule"],
-        device=device,
-        seed=config["seed"],
-        progress=progress,
-    )
-    train_time = time.perf_counter() - start
-    seen = history[-1]["samples_seen"]
-    metrics = evaluate(model, data, device=device, loss=config["loss"])
-    batch = torch.from_numpy(data.test.X[: config["batch_size"]]).to(device)
-    out = {
-        "model_params": count_params(model),
-        "flops_per_sample": fwd,
-        "train_samples": seen,
-        "epochs_completed": seen / len(train.X),
-        "train_flops": train_flops(fwd, seen),
-        "train_time_s": train_time,
-        "inference_time_s": time_inference(model, batch),
-        "final_train_loss": history[-1]["train_loss"],
-        "n_train_patches": len(train.X),
-        "n_test_patches": len(data.test.X),
-        **metrics,
-    }
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "history.json").write_text(json.dumps(history, indent=1))
-    (run_dir / "metrics.json").write_text(json.dumps(out, indent=1))
-    recon, truth = stitch(ptrain.predict(model, data.test.X, device=device), data.test)
-    _save_preview(
-        run_dir / "reconstruction.png",
-        recon,
-        truth,
-        f"{config['architecture']} w{config['fno_width']} m{config['fno_modes']}: "
-        f"phase SSIM {out['ssim_phase']:.3f}",
-    )
-    return out
 
 
 def run_study(
