@@ -2,32 +2,19 @@
 
 Two kinds of plan, one type (:class:`SweepPlan`):
 
-* :func:`plan_sweep` — an IsoFLOP sweep (Chinchilla "Approach 2" [1]_): for
-  each compute budget C, several model sizes N, each trained on the
-  D = C / (FLOPs per sample) samples the budget affords.
+* :func:`plan_sweep` — an IsoFLOP sweep (Chinchilla "Approach 2"): for each
+  compute budget C, several model sizes N, each trained on the
+  D = C / (FLOPs per sample) samples the budget affords. Its machinery (size
+  probing, the choice of sizes, the cost model) is :mod:`flops_fit.isoflop`;
+  it is re-exported here with :func:`validate_budgets` and the constants.
 * :func:`grid` — the Cartesian product of hyperparameter values.
-
-Cost per training sample is ``6·N·tokens_per_sample`` by default (dense
-transformers [2]_), or ``3 × forward_flops(model, sample_input)`` measured by
-running the model (:mod:`flops_fit.flops`), which is right for convolutions
-and Fourier neural operators where 6·N is not.
-
-References
-----------
-.. [1] J. Hoffmann et al., "Training Compute-Optimal Large Language Models",
-   arXiv:2203.15556 (2022).
-.. [2] J. Kaplan et al., "Scaling Laws for Neural Language Models",
-   arXiv:2001.08361 (2020).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import math
-import numbers
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -36,8 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from flops_fit.contracts import build_model, num_params, to_device, validate_model
-from flops_fit.flops import forward_flops, train_flops
+from flops_fit.contracts import build_model
+from flops_fit.isoflop import CHINCHILLA_TOKENS_PER_PARAM, SIX_N, plan_sweep, validate_budgets
 from flops_fit.results import experiment_id
 
 __all__ = [
@@ -50,15 +37,7 @@ __all__ = [
     "validate_budgets",
 ]
 
-# Training FLOPs per parameter per token of a dense transformer: a multiply-add
-# (2 FLOPs) per weight forward, twice that backward (Kaplan et al. 2020).
-SIX_N = 6.0
-# Compute-optimal tokens per parameter found by Hoffmann et al. (2022); the
-# centre around which plan_sweep spreads its sizes.
-CHINCHILLA_TOKENS_PER_PARAM = 20.0
-
 _SCALARS = (str, int, float, bool, type(None))
-_BUDGET_EXAMPLE = "e.g. compute_budgets=[1e15, 1e16]"
 
 
 def _scalar(value: Any) -> Any:
@@ -427,327 +406,6 @@ class SweepPlan:
                 "or samples=lambda config: <samples>"
             )
         return experiment.train_samples
-
-
-def validate_budgets(compute_budgets: Any) -> tuple[float, ...]:
-    """Check compute budgets and return them as ascending floats.
-
-    Parameters
-    ----------
-    compute_budgets : sequence of float, or one float
-        Training budgets in FLOPs.
-
-    Returns
-    -------
-    tuple of float
-
-    Raises
-    ------
-    ValueError
-        Missing, empty, non-numeric, non-finite, <= 0 or repeated budgets.
-    """
-    if compute_budgets is None:
-        raise ValueError(f"compute_budgets is required: training budgets in FLOPs, {_BUDGET_EXAMPLE}")
-    if isinstance(compute_budgets, numbers.Real) and not isinstance(compute_budgets, bool):
-        compute_budgets = [compute_budgets]
-    if isinstance(compute_budgets, (str, bytes, Mapping)) or not isinstance(
-        compute_budgets, (Sequence, np.ndarray)
-    ):
-        raise ValueError(
-            f"compute_budgets must be a list of FLOP budgets, got {type(compute_budgets).__name__}; "
-            f"{_BUDGET_EXAMPLE}"
-        )
-    if len(compute_budgets) == 0:
-        raise ValueError(f"compute_budgets is empty; give at least one budget in FLOPs, {_BUDGET_EXAMPLE}")
-    budgets = []
-    for i, b in enumerate(compute_budgets):
-        if isinstance(b, bool) or not isinstance(b, numbers.Real):
-            raise ValueError(f"compute_budgets must hold numbers, got {b!r} ({type(b).__name__}) at position {i}")
-        if not math.isfinite(b) or b <= 0:
-            raise ValueError(f"compute_budgets must be finite and > 0 FLOPs, got {b:g} at position {i}")
-        budgets.append(float(b))
-    repeated = sorted({b for b in budgets if budgets.count(b) > 1})
-    if repeated:
-        raise ValueError(f"compute_budgets has repeated values: [{', '.join(f'{b:g}' for b in repeated)}]")
-    return tuple(sorted(budgets))
-
-
-@dataclass(frozen=True)
-class _Probe:
-    size: Any
-    params: int
-    flops_per_sample: float  # training FLOPs per sample
-
-
-def _probe(model_cls: Any, size_param: str, size: Any, kwargs: Mapping[str, Any],
-           sample_input: Any, tokens_per_sample: float) -> _Probe:
-    """N and training FLOPs per sample of one size; on the meta device when the model allows."""
-
-    def measure(device: str | None) -> _Probe:
-        model = build_model(model_cls, size_param, size, kwargs, device=device)
-        n = num_params(model)
-        if sample_input is None:
-            return _Probe(size, n, SIX_N * n * tokens_per_sample)
-        x = sample_input if device is None else to_device(sample_input, device)
-        return _Probe(size, n, train_flops(forward_flops(model, x), 1))
-
-    try:
-        # Shapes only: no memory, no arithmetic, so large candidates cost nothing.
-        return measure("meta")
-    except Exception:  # constructors or forwards that need real data fall back to the CPU
-        return measure(None)
-
-
-def _candidate_sizes(size_range: tuple[int, int], num: int = 32) -> list[int]:
-    lo, hi = size_range
-    return sorted({int(round(v)) for v in np.geomspace(lo, hi, num)})
-
-
-def _check_sizes(sizes: Any) -> list[Any]:
-    if isinstance(sizes, (str, bytes)) or not isinstance(sizes, (Sequence, np.ndarray)) or len(sizes) == 0:
-        raise ValueError(f"sizes must be a non-empty list of size values, got {sizes!r}")
-    values = [s.item() if isinstance(s, np.generic) else s for s in sizes]
-    for s in values:
-        if isinstance(s, bool) or not isinstance(s, numbers.Real) or not s > 0:
-            raise ValueError(f"sizes must be numbers > 0, got {s!r}")
-    repeated = sorted({s for s in values if values.count(s) > 1})
-    if repeated:
-        raise ValueError(f"sizes has repeated values: {repeated}")
-    return values
-
-
-def _select(probes: list[_Probe], budget: float, n: int, spread: float,
-            target: float, tokens_per_sample: float) -> tuple[list[_Probe], int]:
-    """Up to ``n`` probes spread log-uniformly in N around the budget's centre.
-
-    The centre is the probe whose tokens per parameter (C / f · t / N) is
-    closest, in log, to ``target``; the aims are centre · spread^[-1..1].
-    Returns the chosen probes (ascending N) and the centre's index.
-    """
-    params = np.array([p.params for p in probes], dtype=float)
-    ratio = np.array([budget / p.flops_per_sample * tokens_per_sample / p.params for p in probes])
-    centre = int(np.argmin(np.abs(np.log(ratio) - math.log(target))))
-    if len(probes) <= n:
-        return list(probes), centre
-    aims = params[centre] * spread ** np.linspace(-1.0, 1.0, n) if n > 1 else params[[centre]]
-    chosen: list[int] = []
-    for aim in aims:
-        i = int(np.argmin(np.abs(np.log(params) - math.log(aim))))
-        if i not in chosen:
-            chosen.append(i)
-    # Coarse candidate lists map several aims to one size; fill from nearest the centre.
-    for i in np.argsort(np.abs(np.log(params) - math.log(params[centre])), kind="stable"):
-        if len(chosen) >= n:
-            break
-        if int(i) not in chosen:
-            chosen.append(int(i))
-    return [probes[i] for i in sorted(chosen, key=lambda i: params[i])], centre
-
-
-def plan_sweep(
-    model_cls: Callable[..., torch.nn.Module],
-    size_param: str,
-    model_kwargs: Mapping[str, Any] | None = None,
-    compute_budgets: Sequence[float] | None = None,
-    *,
-    num_sizes_per_budget: int = 7,
-    sizes: Sequence[Any] | None = None,
-    sample_input: Any = None,
-    tokens_per_sample: float = 1,
-    flops: Literal["auto", "6N", "measured"] = "auto",
-    size_range: tuple[int, int] = (4, 4096),
-    spread: float = 4.0,
-    target_tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM,
-    min_samples: int = 1,
-    min_samples_per_param: float = 0.0,
-    seed: int | None = None,
-) -> SweepPlan:
-    """Plan an IsoFLOP sweep: per budget, several sizes, each with the data the budget affords.
-
-    Parameters
-    ----------
-    model_cls : callable
-        Class (or function) building the model; ``size_param`` sets its size.
-    size_param : str
-        Constructor argument that sets the size (``"width"``, ``"d_model"``).
-    model_kwargs : dict, optional
-        The other constructor arguments.
-    compute_budgets : sequence of float
-        Training budgets C in FLOPs.
-    num_sizes_per_budget : int
-        Sizes per budget (fewer when fewer candidates exist or some are infeasible).
-    sizes : sequence, optional
-        Candidate size values; every one must build. Default: integers
-        log-spaced over ``size_range``, probed upward until past the largest
-        budget's range (ones that do not build are skipped with a warning).
-    sample_input : tensor or tuple of tensors, optional
-        A batch the model accepts. When given, FLOPs per sample are measured:
-        ``3 × forward_flops(model, sample_input)``.
-    tokens_per_sample : float
-        Tokens in one sample (sequence length); 6N FLOPs are per token, and
-        the centre is set in tokens per parameter. 1 for non-token data.
-    flops : {"auto", "6N", "measured"}
-        "auto" measures when ``sample_input`` is given, else uses
-        ``6 · N · tokens_per_sample``.
-    size_range : (int, int)
-        Range of generated candidate sizes when ``sizes`` is None.
-    spread : float
-        Sizes aim at N_c / spread .. N_c · spread (log-uniform) around the
-        centre N_c, the size trained at ``target_tokens_per_param``. The
-        default 4 spans 16x in N (about 1.2 decades), like Chinchilla's
-        IsoFLOP profiles.
-    target_tokens_per_param : float
-        Tokens per parameter at the centre (20, Hoffmann et al. 2022).
-    min_samples : int
-        Sizes whose D = round(C / FLOPs per sample) is below this are
-        infeasible for that budget.
-    min_samples_per_param : float
-        Sizes with D / N below this are infeasible (0 disables; a bound on
-        samples, not tokens, so it also makes sense for non-token data).
-    seed : int, optional
-        Put in every config (the runner otherwise adds its own).
-
-    Returns
-    -------
-    SweepPlan
-        Experiments ascending by budget, then N. D is rounded to the nearest
-        integer, so D · FLOPs per sample is within half a sample's FLOPs of C.
-
-    Raises
-    ------
-    ValueError
-        Bad budgets or options, a given size that cannot be built, no
-        candidate that builds, or a budget with no feasible size (named).
-
-    Warns
-    -----
-    UserWarning
-        Infeasible sizes dropped (which, for which budget, and why); generated
-        candidates that did not build; a budget's centre at the edge of the
-        probed range.
-
-    Notes
-    -----
-    The centre (20 tokens per parameter) is Chinchilla's result for language
-    models. For other data (images, operators) it is only a first guess at
-    where the optimum lies: pass ``sizes`` that bracket it, and check that the
-    fitted minima are interior. Candidates are probed on the ``meta`` device
-    (shapes only, no memory), falling back to the CPU for models that need
-    real tensors to be built or run.
-    """
-    budgets = validate_budgets(compute_budgets)
-    if isinstance(num_sizes_per_budget, bool) or not isinstance(num_sizes_per_budget, numbers.Integral) \
-            or num_sizes_per_budget < 1:
-        raise ValueError(f"num_sizes_per_budget must be an int >= 1, got {num_sizes_per_budget!r}")
-    if flops not in ("auto", "6N", "measured"):
-        raise ValueError(f"Got flops={flops!r}, expected one of ['auto', '6N', 'measured']")
-    if flops == "measured" and sample_input is None:
-        raise ValueError("flops='measured' needs a sample_input (a batch the model accepts)")
-    if not (isinstance(tokens_per_sample, numbers.Real) and tokens_per_sample > 0):
-        raise ValueError(f"tokens_per_sample must be > 0, got {tokens_per_sample!r}")
-    if not (isinstance(spread, numbers.Real) and spread > 1):
-        raise ValueError(f"spread must be > 1, got {spread!r}")
-    if not (isinstance(target_tokens_per_param, numbers.Real) and target_tokens_per_param > 0):
-        raise ValueError(f"target_tokens_per_param must be > 0, got {target_tokens_per_param!r}")
-    lo, hi = size_range
-    if not (0 < lo <= hi):
-        raise ValueError(f"size_range must be (low, high) with 0 < low <= high, got {size_range!r}")
-    kwargs = dict(model_kwargs or {})
-    given = _check_sizes(sizes) if sizes is not None else None
-    validate_model(model_cls, size_param, kwargs, probe_size=min(given) if given else lo)
-    measured_input = sample_input if flops != "6N" else None
-
-    if given is not None:
-        probes = [_probe(model_cls, size_param, s, kwargs, measured_input, tokens_per_sample) for s in given]
-    else:
-        probes = _probe_upward(model_cls, size_param, kwargs, measured_input, tokens_per_sample,
-                               _candidate_sizes((lo, hi)), budgets[-1], spread, target_tokens_per_param)
-    probes.sort(key=lambda p: p.params)
-
-    hparams = {k: _scalar(v) for k, v in kwargs.items()}
-    if seed is not None:
-        hparams["seed"] = seed
-    name = getattr(model_cls, "__name__", repr(model_cls))
-    experiments: list[Experiment] = []
-    for budget in budgets:
-        chosen, centre = _select(probes, budget, num_sizes_per_budget, spread,
-                                 target_tokens_per_param, tokens_per_sample)
-        if given is None and centre in (0, len(probes) - 1) and len(probes) > 1:
-            end = "smallest" if centre == 0 else "largest"
-            warnings.warn(
-                f"compute budget {_fmt(budget)}: its compute-optimal centre is at the {end} probed "
-                f"size ({size_param}={probes[centre].size}); widen size_range={size_range}",
-                stacklevel=2,
-            )
-        kept, dropped = [], []
-        for p in chosen:
-            d = int(round(budget / p.flops_per_sample))
-            if d < min_samples:
-                dropped.append(f"{size_param}={p.size} ({d} samples < min_samples={min_samples})")
-            elif d / p.params < min_samples_per_param:
-                dropped.append(f"{size_param}={p.size} ({d / p.params:.3g} samples per parameter "
-                               f"< min_samples_per_param={min_samples_per_param})")
-            else:
-                kept.append((p, d))
-        if not kept:
-            smallest = probes[0]
-            raise ValueError(
-                f"No feasible model size for compute budget {_fmt(budget)} FLOPs: "
-                f"{'; '.join(dropped)}. The smallest size, {size_param}={smallest.size}, costs "
-                f"{_fmt(smallest.flops_per_sample)} FLOPs per sample; raise the budget or use smaller sizes"
-            )
-        if dropped:
-            warnings.warn(
-                f"compute budget {_fmt(budget)}: dropped infeasible sizes {'; '.join(dropped)}",
-                stacklevel=2,
-            )
-        for p, d in kept:
-            experiments.append(Experiment(
-                compute_budget=budget, size_value=p.size, model_params=p.params, train_samples=d,
-                flops_per_sample=p.flops_per_sample, size_param=size_param, model=name, hparams=hparams,
-            ))
-    return SweepPlan(
-        experiments=tuple(experiments), budgets=budgets, model=name, size_param=size_param,
-        model_kwargs=kwargs, kind="isoflop", model_cls=model_cls, sample_input=sample_input,
-    )
-
-
-def _probe_upward(model_cls: Any, size_param: str, kwargs: Mapping[str, Any], sample_input: Any,
-                  tokens_per_sample: float, candidates: list[int], largest_budget: float,
-                  spread: float, target: float) -> list[_Probe]:
-    """Probe generated candidates from small to large, stopping past the largest budget's aims.
-
-    The stop keeps probing cheap (and keeps the CPU fallback from building
-    huge models): once the largest budget's centre N_c is passed, one size
-    beyond N_c · spread is enough for any budget's upper aim.
-    """
-    probes: list[_Probe] = []
-    failed: list[tuple[int, Exception]] = []
-    centre = None
-    for size in candidates:
-        try:
-            p = _probe(model_cls, size_param, size, kwargs, sample_input, tokens_per_sample)
-        except (ValueError, TypeError) as exc:
-            failed.append((size, exc))
-            continue
-        probes.append(p)
-        ratio = largest_budget / p.flops_per_sample * tokens_per_sample / p.params
-        if centre is None and ratio <= target:
-            centre = p.params
-        if centre is not None and p.params > centre * spread:
-            break
-    if not probes:
-        raise ValueError(
-            f"None of the candidate sizes {size_param}={candidates} could be built; "
-            f"first error: {failed[0][1]}"
-        )
-    if failed:
-        warnings.warn(
-            f"Skipped {size_param}={[s for s, _ in failed]} that could not be built "
-            f"(first error: {failed[0][1]})",
-            stacklevel=3,
-        )
-    return probes
 
 
 def grid(**axes: Any) -> SweepPlan:
