@@ -13,6 +13,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 from skimage.draw import line
 
+from flops_fit.ptycho import cache
 from flops_fit.ptycho import simulate as sim
 from flops_fit.ptycho.simulate import (
     GridLinesConfig,
@@ -270,7 +271,7 @@ def test_load_or_simulate_caches(tmp_path, monkeypatch):
     first = load_or_simulate(cfg, tmp_path / "cache")
     files = os.listdir(tmp_path / "cache")
     assert files == [f"gridlines_{cfg.cache_key()}.npz"]  # no temp file left
-    monkeypatch.setattr(sim, "simulate", lambda cfg: pytest.fail("cache not used"))
+    monkeypatch.setattr(cache, "simulate", lambda cfg: pytest.fail("cache not used"))
     second = load_or_simulate(cfg, tmp_path / "cache")
     for name in ("train", "test"):
         a, b = getattr(first, name), getattr(second, name)

@@ -1,4 +1,4 @@
-"""Grid-lines ptychography: objects, probe, scan, far-field diffraction, cache.
+"""Grid-lines ptychography: objects, probe, scan, far-field diffraction, stitching.
 
 An independent re-implementation of the "grid lines" benchmark of PtychoPINN
 (Hoidn, Mishra & Mehta, Sci. Rep. 13, 22789, 2023). The numbers it follows are
@@ -13,6 +13,9 @@ Pipeline, per split (train, test)::
 
 Units: pixels for lengths; ``X`` is in units of the noiseless amplitude
 ``|FFT2(Y P)| / N`` (i.e. photon amplitude divided by the intensity scale).
+
+The on-disk cache is :mod:`flops_fit.ptycho.cache`; :func:`load_or_simulate` is
+re-exported here, where callers have always imported it.
 """
 
 from __future__ import annotations
@@ -22,13 +25,10 @@ import hashlib
 import json
 import math
 import os
-import tempfile
-import warnings
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter
 from scipy.signal import windows
 from skimage.draw import line
+
+if TYPE_CHECKING:
+    from flops_fit.ptycho.cache import load_or_simulate
 
 __all__ = [
     "FORMAT_VERSION",
@@ -56,6 +59,20 @@ FORMAT_VERSION = 1  # bump when the simulated arrays or the cache layout change
 _CHUNK = 1024  # patterns per batched FFT + Poisson draw; bounds peak memory
 _BLUR_WEIGHTS = ((1.0, 1.0), (5.0, 2.0), (10.0, 5.0))  # (sigma px, weight): A = g1 + 2 g5 + 5 g10
 _TRUNCATE = 4.0  # scipy's default Gaussian truncation, in sigmas
+
+
+def __getattr__(name: str) -> Any:
+    # load_or_simulate lives in cache.py, which imports this module; resolving the
+    # re-export on first use (PEP 562) keeps the import graph acyclic
+    if name == "load_or_simulate":
+        from flops_fit.ptycho.cache import load_or_simulate
+
+        return load_or_simulate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "load_or_simulate"])
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -554,81 +571,3 @@ def stitch(
     recon = _rescale(tiled.reshape(m * s, m * s), split.patch_norm)
     truth = split.objects[object_index, lo : lo + m * s, lo : lo + m * s]
     return recon, truth.copy()
-
-
-_SPLIT_FIELDS = ("X", "Y", "positions", "object_index", "objects", "probe")
-_SPLIT_SCALARS = ("intensity_scale", "patch_norm", "stride")
-
-
-def _save(data: GridLinesData, path: Path) -> None:
-    arrays: dict[str, np.ndarray] = {"key_payload": np.array(_key_payload(data.config))}
-    for name in ("train", "test"):
-        split = getattr(data, name)
-        for field in _SPLIT_FIELDS + _SPLIT_SCALARS:
-            arrays[f"{name}_{field}"] = np.asarray(getattr(split, field))
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _load(cfg: GridLinesConfig, path: Path) -> GridLinesData:
-    with np.load(path, allow_pickle=False) as npz:
-        if str(npz["key_payload"]) != _key_payload(cfg):
-            raise ValueError("it was written for another config or format version")
-        splits = {}
-        for name, stride in (("train", cfg.train_stride), ("test", cfg.test_stride)):
-            fields = {f: npz[f"{name}_{f}"] for f in _SPLIT_FIELDS}
-            scalars = {f: npz[f"{name}_{f}"].item() for f in _SPLIT_SCALARS}
-            split = Split(**fields, **scalars)
-            k = cfg.n_train_objects if name == "train" else cfg.n_test_objects
-            n = k * cfg.n_positions(stride) ** 2
-            N = cfg.N
-            expected = {
-                "X": (n, 1, N, N),
-                "Y": (n, N, N),
-                "positions": (n, 2),
-                "object_index": (n,),
-                "objects": (k, cfg.size, cfg.size),
-                "probe": (N, N),
-            }
-            for f, shape in expected.items():
-                if getattr(split, f).shape != shape:
-                    raise ValueError(
-                        f"{name}_{f} has shape {getattr(split, f).shape}, expected {shape}"
-                    )
-            if split.stride != stride:
-                raise ValueError(f"{name}_stride is {split.stride}, expected {stride}")
-            splits[name] = split
-    return GridLinesData(config=cfg, train=splits["train"], test=splits["test"])
-
-
-def load_or_simulate(cfg: GridLinesConfig, cache_dir: str | os.PathLike) -> GridLinesData:
-    """Load ``cfg``'s dataset from ``cache_dir``, or simulate and cache it.
-
-    The file is ``<cache_dir>/gridlines_<cfg.cache_key()>.npz``, written atomically
-    (temp file in the same folder, then ``os.replace``) and read without pickles. A
-    corrupt or mismatched file is reported with a ``UserWarning`` and regenerated.
-    """
-    if not isinstance(cfg, GridLinesConfig):
-        raise TypeError(f"cfg must be a GridLinesConfig, got {type(cfg).__name__}")
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    path = cache_dir / f"gridlines_{cfg.cache_key()}.npz"
-    if path.exists():
-        try:
-            return _load(cfg, path)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            warnings.warn(
-                f"Cached dataset {str(path)!r} is unusable ({err}); regenerating it.",
-                stacklevel=2,
-            )
-    data = simulate(cfg)
-    _save(data, path)
-    return data
