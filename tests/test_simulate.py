@@ -15,11 +15,11 @@ from skimage.draw import line
 
 from flops_fit.ptycho import cache
 from flops_fit.ptycho import simulate as sim
+from flops_fit.ptycho.cache import load_or_simulate
 from flops_fit.ptycho.simulate import (
     GridLinesConfig,
     far_field_amplitude,
     ideal_disk_probe,
-    load_or_simulate,
     make_object,
     scan_positions,
     simulate,

@@ -14,8 +14,8 @@ Pipeline, per split (train, test)::
 Units: pixels for lengths; ``X`` is in units of the noiseless amplitude
 ``|FFT2(Y P)| / N`` (i.e. photon amplitude divided by the intensity scale).
 
-The on-disk cache is :mod:`flops_fit.ptycho.cache`; :func:`load_or_simulate` is
-re-exported here, where callers have always imported it.
+The on-disk cache (:func:`~flops_fit.ptycho.cache.load_or_simulate`) is
+:mod:`flops_fit.ptycho.cache`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,9 +37,6 @@ from scipy.ndimage import gaussian_filter
 from scipy.signal import windows
 from skimage.draw import line
 
-if TYPE_CHECKING:
-    from flops_fit.ptycho.cache import load_or_simulate
-
 __all__ = [
     "FORMAT_VERSION",
     "GridLinesConfig",
@@ -47,7 +44,6 @@ __all__ = [
     "Split",
     "far_field_amplitude",
     "ideal_disk_probe",
-    "load_or_simulate",
     "load_probe",
     "make_object",
     "scan_positions",
@@ -59,20 +55,6 @@ FORMAT_VERSION = 1  # bump when the simulated arrays or the cache layout change
 _CHUNK = 1024  # patterns per batched FFT + Poisson draw; bounds peak memory
 _BLUR_WEIGHTS = ((1.0, 1.0), (5.0, 2.0), (10.0, 5.0))  # (sigma px, weight): A = g1 + 2 g5 + 5 g10
 _TRUNCATE = 4.0  # scipy's default Gaussian truncation, in sigmas
-
-
-def __getattr__(name: str) -> Any:
-    # load_or_simulate lives in cache.py, which imports this module; resolving the
-    # re-export on first use (PEP 562) keeps the import graph acyclic
-    if name == "load_or_simulate":
-        from flops_fit.ptycho.cache import load_or_simulate
-
-        return load_or_simulate
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), "load_or_simulate"])
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
