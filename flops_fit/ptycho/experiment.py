@@ -32,6 +32,7 @@ __all__ = [
     "data_spec",
     "evaluate",
     "mean_patch_baseline",
+    "score",
     "train_and_evaluate",
 ]
 
@@ -68,26 +69,32 @@ def _data(spec: str, cache_dir: str) -> GridLinesData:
     return load_or_simulate(data_config(spec), cache_dir)
 
 
-def evaluate(
-    model: torch.nn.Module, data: GridLinesData, *, device: str = "cpu", loss: str = "mae"
-) -> dict[str, float]:
-    """Reconstruct the test object by stitching and score it.
+def score(pred: np.ndarray, data: GridLinesData, *, loss: str = "mae") -> dict[str, float]:
+    """Score predicted test patches ``(n, N, N)`` (complex) on the stitched test object.
 
     Returns the :func:`~flops_fit.metrics.complex_metrics` of the stitched
     reconstruction against the ground-truth crop, plus ``final_test_loss``
     (the training objective on the test patches).
     """
     test = data.test
-    pred = ptrain.predict(model, test.X, device=device)
-    recon, truth = stitch(pred, test)
-    out = complex_metrics(recon, truth)
+    out = complex_metrics(*stitch(pred, test))
     with torch.inference_mode():
-        target = ptrain._as_channels(test.Y)
-        pred_t = ptrain._as_channels(pred)
-        x = torch.from_numpy(test.X)
-        probe = torch.from_numpy(test.probe)
-        out["final_test_loss"] = float(ptrain.LOSSES[loss](pred_t, target, x, probe))
+        out["final_test_loss"] = float(
+            ptrain.LOSSES[loss](
+                ptrain.as_channels(pred),
+                ptrain.as_channels(test.Y),
+                torch.from_numpy(test.X),
+                torch.from_numpy(test.probe),
+            )
+        )
     return out
+
+
+def evaluate(
+    model: torch.nn.Module, data: GridLinesData, *, device: str = "cpu", loss: str = "mae"
+) -> dict[str, float]:
+    """Reconstruct the test object with ``model`` and :func:`score` it."""
+    return score(ptrain.predict(model, data.test.X, device=device), data, loss=loss)
 
 
 def mean_patch_baseline(data: GridLinesData) -> dict[str, float]:
@@ -99,8 +106,7 @@ def mean_patch_baseline(data: GridLinesData) -> dict[str, float]:
     [0, 1] with data range 1 leaves little contrast for SSIM to penalise.
     """
     mean = data.train.Y.mean(axis=0)  # (N, N) complex
-    pred = np.broadcast_to(mean, data.test.Y.shape)
-    return complex_metrics(*stitch(pred, data.test))
+    return score(np.broadcast_to(mean, data.test.Y.shape), data)
 
 
 def _save_preview(path: Path, recon: np.ndarray, truth: np.ndarray, title: str) -> None:
@@ -190,7 +196,10 @@ def train_and_evaluate(
     )
     train_time = time.perf_counter() - start
     seen = history[-1]["samples_seen"]
-    metrics = evaluate(model, data, device=device, loss=config["loss"])
+    pred = ptrain.predict(
+        model, data.test.X, device=device
+    )  # once: for the metrics and the preview
+    metrics = score(pred, data, loss=config["loss"])
     batch = torch.from_numpy(data.test.X[: config["batch_size"]]).to(device)
     out = {
         "model_params": count_params(model),
@@ -208,7 +217,7 @@ def train_and_evaluate(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "history.json").write_text(json.dumps(history, indent=1))
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=1))
-    recon, truth = stitch(ptrain.predict(model, data.test.X, device=device), data.test)
+    recon, truth = stitch(pred, data.test)
     _save_preview(
         run_dir / "reconstruction.png",
         recon,

@@ -20,7 +20,16 @@ from flops_fit.ptycho.models import to_complex
 from flops_fit.runner import DivergedError
 from flops_fit.training import lr_factor
 
-__all__ = ["LOSSES", "InputScale", "fit", "input_scale", "mae_loss", "physics_loss", "predict"]
+__all__ = [
+    "LOSSES",
+    "InputScale",
+    "as_channels",
+    "fit",
+    "input_scale",
+    "mae_loss",
+    "physics_loss",
+    "predict",
+]
 
 LossName = Literal["mae", "physics"]
 Schedule = Literal["constant", "cosine"]
@@ -84,7 +93,7 @@ class InputScale(nn.Module):
         return self.model(x * self.scale)
 
 
-def _as_channels(y: np.ndarray) -> torch.Tensor:
+def as_channels(y: np.ndarray) -> torch.Tensor:
     """Complex patches ``(n, N, N)`` -> float32 ``(n, 2, N, N)`` (real, imag)."""
     return torch.from_numpy(np.stack([y.real, y.imag], axis=1).astype(np.float32))
 
@@ -158,7 +167,7 @@ def fit(
     # The whole split fits on any device at these sizes; moving it once avoids
     # a host-to-device copy per batch.
     xs = torch.from_numpy(np.ascontiguousarray(x)).to(device)
-    ys = _as_channels(y).to(device)
+    ys = as_channels(y).to(device)
     p = torch.from_numpy(probe).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     total_steps = sum(
