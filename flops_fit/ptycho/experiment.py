@@ -196,9 +196,8 @@ def train_and_evaluate(
     )
     train_time = time.perf_counter() - start
     seen = history[-1]["samples_seen"]
-    pred = ptrain.predict(
-        model, data.test.X, device=device
-    )  # once: for the metrics and the preview
+    # Predict once: the metrics and the preview share it.
+    pred = ptrain.predict(model, data.test.X, device=device)
     metrics = score(pred, data, loss=config["loss"])
     batch = torch.from_numpy(data.test.X[: config["batch_size"]]).to(device)
     out = {

@@ -115,7 +115,6 @@ def study_grid(
         Simulate this instead of the light/full preset (recorded in the
         ``data`` column as JSON).
     """
-    _check_names(architectures, list(ARCHITECTURES), "architecture")
     _check_names(list(axes or {}), list(FULL_AXES), "axis")
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -144,7 +143,6 @@ def isoflop_plan(
     widths: Sequence[int] | None = None,
     modes: int = 12,
     input_transform: str = "none",
-    seed: int = 0,
     num_sizes_per_budget: int = 5,
     data: GridLinesConfig | None = None,
 ) -> SweepPlan:
@@ -160,8 +158,6 @@ def isoflop_plan(
         Candidate widths (the size parameter); default a CPU-sized range 2..16.
     modes, input_transform : int, str
         Fixed for every experiment.
-    seed : int
-        Seed of every experiment.
     num_sizes_per_budget : int
         Widths trained per budget.
     data : GridLinesConfig, optional
@@ -267,7 +263,6 @@ def run_study(
             compute_budgets,
             light=light,
             widths=widths,
-            seed=seed,
             data=data,
             modes=fixed.get("fno_modes", [12])[0],
             input_transform=fixed.get("fno_input_transform", ["none"])[0],
@@ -277,9 +272,8 @@ def run_study(
         configs = study_grid(
             light, architectures=architectures, epochs=epochs, seed=seed, axes=axes, data=data
         ).configs()
-    fn = functools.partial(
-        train_and_evaluate, cache_dir=str(cache_dir or output_dir / "data_cache"), progress=progress
-    )
+    cache = str(cache_dir or output_dir / "data_cache")
+    fn = functools.partial(train_and_evaluate, cache_dir=cache, progress=progress)
     df = run_sweep(
         configs,
         fn,
@@ -290,7 +284,7 @@ def run_study(
         device=device,
         seed=seed,
     )
-    baseline = mean_patch_baseline(_data(configs[0]["data"], fn.keywords["cache_dir"]))
+    baseline = mean_patch_baseline(_data(configs[0]["data"], cache))
     (output_dir / "baseline.json").write_text(json.dumps(baseline, indent=1))
     ok = df[df["status"] == "ok"] if "status" in df else df
     if len(ok):
