@@ -170,24 +170,23 @@ def fit(
     ys = as_channels(y).to(device)
     p = torch.from_numpy(probe).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    total_steps = sum(
-        math.ceil(min(n, samples - e * n) / batch_size) for e in range(math.ceil(samples / n))
-    )
+    epochs = math.ceil(samples / n)
+    total_steps = sum(math.ceil(min(n, samples - e * n) / batch_size) for e in range(epochs))
     warmup = max(1, round(WARMUP_FRACTION * total_steps))
     step = 0
     gen = torch.Generator().manual_seed(seed)
     model.train()
     history: list[dict[str, float]] = []
     seen = 0
-    epochs = math.ceil(samples / n)
     for epoch in tqdm(range(epochs), desc="epochs", leave=False, disable=not progress):
         order = torch.randperm(n, generator=gen)[: min(n, samples - seen)].to(device)
         total, batches = 0.0, 0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             value = loss_fn(model(xs[idx]), ys[idx], xs[idx], p)
-            if not torch.isfinite(value):
-                raise DivergedError(f"diverged at epoch {epoch + 1}: loss is {value.item()}")
+            item = value.item()  # one device sync per step serves the check and the history
+            if not math.isfinite(item):
+                raise DivergedError(f"diverged at epoch {epoch + 1}: loss is {item}")
             opt.zero_grad(set_to_none=True)
             value.backward()
             if schedule == "cosine":
@@ -195,7 +194,7 @@ def fit(
                     group["lr"] = lr * lr_factor(step, total_steps, warmup, MIN_LR_RATIO)
             opt.step()
             step += 1
-            total, batches = total + value.item(), batches + 1
+            total, batches = total + item, batches + 1
             seen += len(idx)
         history.append({"epoch": epoch + 1, "samples_seen": seen, "train_loss": total / batches})
     return history
