@@ -20,7 +20,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from flops_fit.ptycho.simulate import GridLinesConfig, ideal_disk_probe, simulate
+from flops_fit.ptycho.config import GridLinesConfig
+from flops_fit.ptycho.probe import ideal_disk_probe
+from flops_fit.ptycho.simulate import simulate
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:

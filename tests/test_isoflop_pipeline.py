@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from flops_fit.ptycho import study
-from flops_fit.ptycho.simulate import GridLinesConfig
+from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.runner import run_sweep
 from flops_fit.scaling import fit_parametric
 

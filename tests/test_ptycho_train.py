@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from flops_fit.ptycho import train as ptrain
+from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.models import build_model
-from flops_fit.ptycho.simulate import GridLinesConfig, simulate
+from flops_fit.ptycho.simulate import simulate
 from flops_fit.runner import DivergedError
 
 TINY = GridLinesConfig(N=16, size=40, nlines=30, train_stride=4, test_stride=8, poisson=False)

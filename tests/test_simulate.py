@@ -14,12 +14,12 @@ from scipy.ndimage import gaussian_filter
 from skimage.draw import line
 
 from flops_fit.ptycho import cache
-from flops_fit.ptycho import simulate as sim
+from flops_fit.ptycho import config as ptycho_config
 from flops_fit.ptycho.cache import load_or_simulate
+from flops_fit.ptycho.config import GridLinesConfig
+from flops_fit.ptycho.probe import ideal_disk_probe
 from flops_fit.ptycho.simulate import (
-    GridLinesConfig,
     far_field_amplitude,
-    ideal_disk_probe,
     make_object,
     scan_positions,
     simulate,
@@ -256,7 +256,7 @@ def test_config_round_trip_and_key():
 
 def test_cache_key_has_format_version_and_probe_content(tmp_path, monkeypatch):
     key = TINY.cache_key()
-    monkeypatch.setattr(sim, "FORMAT_VERSION", sim.FORMAT_VERSION + 1)
+    monkeypatch.setattr(ptycho_config, "FORMAT_VERSION", ptycho_config.FORMAT_VERSION + 1)
     assert TINY.cache_key() != key
     monkeypatch.undo()
     path = tmp_path / "p.npz"

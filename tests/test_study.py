@@ -14,8 +14,9 @@ import torch
 from flops_fit.metrics import complex_metrics
 from flops_fit.ptycho import experiment, study
 from flops_fit.ptycho.cache import load_or_simulate
+from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.models import build_model
-from flops_fit.ptycho.simulate import GridLinesConfig, stitch
+from flops_fit.ptycho.simulate import stitch
 from flops_fit.ptycho.train import InputScale, input_scale
 
 # 16-pixel patches on a 48-pixel object: 289 train and 81 test patches.

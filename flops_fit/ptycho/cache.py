@@ -16,13 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flops_fit.ptycho.simulate import (
-    GridLinesConfig,
-    GridLinesData,
-    Split,
-    _key_payload,
-    simulate,
-)
+from flops_fit.ptycho.config import GridLinesConfig, _key_payload
+from flops_fit.ptycho.simulate import GridLinesData, Split, simulate
 
 __all__ = ["load_or_simulate"]
 

@@ -22,8 +22,9 @@ from flops_fit.flops import count_params, forward_flops, train_flops
 from flops_fit.metrics import complex_metrics
 from flops_fit.ptycho import train as ptrain
 from flops_fit.ptycho.cache import load_or_simulate
+from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.models import build_model
-from flops_fit.ptycho.simulate import GridLinesConfig, GridLinesData, stitch
+from flops_fit.ptycho.simulate import GridLinesData, stitch
 from flops_fit.runner import time_inference
 
 __all__ = [

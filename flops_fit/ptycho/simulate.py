@@ -14,202 +14,39 @@ Pipeline, per split (train, test)::
 Units: pixels for lengths; ``X`` is in units of the noiseless amplitude
 ``|FFT2(Y P)| / N`` (i.e. photon amplitude divided by the intensity scale).
 
-The on-disk cache (:func:`~flops_fit.ptycho.cache.load_or_simulate`) is
-:mod:`flops_fit.ptycho.cache`.
+The dataset's parameters are :class:`~flops_fit.ptycho.config.GridLinesConfig`, the
+probe comes from :mod:`flops_fit.ptycho.probe`, and the on-disk cache
+(:func:`~flops_fit.ptycho.cache.load_or_simulate`) is :mod:`flops_fit.ptycho.cache`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter
-from scipy.signal import windows
 from skimage.draw import line
 
+from flops_fit.ptycho.config import GridLinesConfig
+from flops_fit.ptycho.probe import ideal_disk_probe, load_probe
+
 __all__ = [
-    "FORMAT_VERSION",
-    "GridLinesConfig",
     "GridLinesData",
     "Split",
     "far_field_amplitude",
-    "ideal_disk_probe",
-    "load_probe",
     "make_object",
     "scan_positions",
     "simulate",
     "stitch",
 ]
 
-FORMAT_VERSION = 1  # bump when the simulated arrays or the cache layout change
 _CHUNK = 1024  # patterns per batched FFT + Poisson draw; bounds peak memory
 _BLUR_WEIGHTS = ((1.0, 1.0), (5.0, 2.0), (10.0, 5.0))  # (sigma px, weight): A = g1 + 2 g5 + 5 g10
 _TRUNCATE = 4.0  # scipy's default Gaussian truncation, in sigmas
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {name}={value}")
-    return int(value)
-
-
-@dataclass(frozen=True)
-class GridLinesConfig:
-    """Parameters of a grid-lines dataset (defaults: the reference benchmark).
-
-    Parameters
-    ----------
-    N : int
-        Patch (and diffraction pattern) side, px.
-    size : int
-        Object side, px; the lines are drawn on a ``2 size`` canvas whose centre is kept.
-    nlines : int
-        Lines drawn on the canvas.
-    train_stride, test_stride : int
-        Scan step, px (the reference's ``outer_offset / 2``). Must be <= N: stitching
-        keeps the central stride x stride pixels of every patch.
-    n_train_objects, n_test_objects : int
-        Objects per split; every object is scanned with the same grid.
-    nphotons : float
-        Mean photons per diffraction pattern of the train split.
-    set_phi : bool
-        Give the object the reference's "set phase" (True by default: a zero phase makes
-        phase metrics meaningless).
-    probe : str
-        ``"ideal_disk"`` or a path to an ``.npz`` holding one complex (N, N) array (or one
-        named ``probe``).
-    train_seed, test_seed : int
-        Seeds of the two splits; they must differ so the test objects are new.
-    poisson : bool
-        Draw Poisson counts (True) or keep the noiseless amplitude.
-    """
-
-    N: int = 64
-    size: int = 392
-    nlines: int = 400
-    train_stride: int = 4
-    test_stride: int = 10
-    n_train_objects: int = 1
-    n_test_objects: int = 1
-    nphotons: float = 1e9
-    set_phi: bool = True
-    probe: str = "ideal_disk"
-    train_seed: int = 1
-    test_seed: int = 2
-    poisson: bool = True
-
-    def __post_init__(self) -> None:
-        ints = {
-            "N": 1,
-            "size": 1,
-            "nlines": 1,
-            "train_stride": 1,
-            "test_stride": 1,
-            "n_train_objects": 1,
-            "n_test_objects": 1,
-            "train_seed": 0,
-            "test_seed": 0,
-        }
-        for name, minimum in ints.items():
-            object.__setattr__(self, name, _check_int(name, getattr(self, name), minimum))
-        if self.N > self.size:
-            raise ValueError(f"N must be <= size, got N={self.N} and size={self.size}")
-        for name in ("train_stride", "test_stride"):
-            if getattr(self, name) > self.N:
-                raise ValueError(
-                    f"{name} must be <= N (stitching keeps the central stride x stride pixels "
-                    f"of each patch), got {name}={getattr(self, name)} and N={self.N}"
-                )
-        if self.train_seed == self.test_seed:
-            raise ValueError(
-                f"train_seed and test_seed must differ (else the test objects repeat the "
-                f"train ones), got both = {self.train_seed}"
-            )
-        nph = self.nphotons
-        if isinstance(nph, bool) or not isinstance(nph, (int, float, np.integer, np.floating)):
-            raise TypeError(f"nphotons must be a number, got {nph!r} ({type(nph).__name__})")
-        # numpy's Poisson sampler stops near 9.2e18 counts per pixel
-        if not (math.isfinite(nph) and 0 < nph <= 1e18):
-            raise ValueError(f"nphotons must be a finite number in (0, 1e18], got nphotons={nph}")
-        object.__setattr__(self, "nphotons", float(nph))
-        for name in ("set_phi", "poisson"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                value = getattr(self, name)
-                raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
-            object.__setattr__(self, name, bool(getattr(self, name)))
-        probe = self.probe
-        if isinstance(probe, os.PathLike):
-            probe = os.fspath(probe)
-        if not isinstance(probe, str):
-            raise TypeError(f"probe must be 'ideal_disk' or a path to an .npz file, got {probe!r}")
-        object.__setattr__(self, "probe", probe)
-        if probe != "ideal_disk":
-            load_probe(probe, self.N)  # fail now, not after minutes of work
-
-    @classmethod
-    def light(cls) -> GridLinesConfig:
-        """CPU preset: the reference object and N = 64, with coarser scans.
-
-        Same object statistics (size 392, 400 lines) and probe as the reference, one
-        object per split; train stride 14 gives 24 x 24 = 576 train patches, test
-        stride 20 gives 17 x 17 = 289 test patches (stitched test field 340 x 340 px),
-        against 6,889 and 1,089 in the reference.
-        """
-        return cls(train_stride=14, test_stride=20)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> GridLinesConfig:
-        """Build from a mapping; unknown keys are an error."""
-        _check_keys(values)
-        return cls(**dict(values))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a flat JSON-able dict."""
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> GridLinesConfig:
-        """A copy with ``changes`` applied (validated); unknown keys are an error."""
-        _check_keys(changes)
-        return dataclasses.replace(self, **changes)
-
-    def n_positions(self, stride: int) -> int:
-        """Scan points per object side for ``stride``: ``(size - N) // stride + 1``."""
-        return (self.size - self.N) // stride + 1
-
-    def cache_key(self) -> str:
-        """Stable hex digest of everything that determines the arrays.
-
-        Includes :data:`FORMAT_VERSION` and, for a probe file, a digest of its array
-        (so the key follows the content, not the path).
-        """
-        return hashlib.sha256(_key_payload(self).encode()).hexdigest()[:20]
-
-
-def _check_keys(values: Mapping[str, Any]) -> None:
-    allowed = [f.name for f in dataclasses.fields(GridLinesConfig)]
-    unknown = sorted(set(values) - set(allowed))
-    if unknown:
-        raise ValueError(f"Unknown GridLinesConfig keys {unknown}; allowed keys are {allowed}")
-
-
-def _key_payload(cfg: GridLinesConfig) -> str:
-    fields = cfg.to_dict()
-    if cfg.probe != "ideal_disk":
-        digest = hashlib.sha256(load_probe(cfg.probe, cfg.N).tobytes()).hexdigest()
-        fields["probe"] = f"npz-sha256:{digest}"
-    return json.dumps({"format_version": FORMAT_VERSION, **fields}, sort_keys=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -267,70 +104,6 @@ class GridLinesData:
     config: GridLinesConfig
     train: Split
     test: Split
-
-
-def ideal_disk_probe(N: int) -> np.ndarray:
-    """The reference's ideal probe: a blurred flat disk, normalised (complex64, (N, N)).
-
-    A separable Gaussian window of length N with std ``N / (0.7 pi^2)`` px; its outer
-    product thresholded at > 0.5 is a disk of diameter ~ ``2.35 N / (0.7 pi^2)``
-    (22 px at N = 64), blurred with a 1 px Gaussian; real, flat phase. Then
-    normalised by :func:`_normalise_probe`.
-    """
-    window = windows.gaussian(N, std=N / (0.7 * np.pi**2))
-    disk = (np.outer(window, window) > 0.5).astype(np.float64)
-    return _normalise_probe(gaussian_filter(disk, 1.0).astype(np.complex128))
-
-
-def _normalise_probe(probe: np.ndarray) -> np.ndarray:
-    """``P / (10 mean|P|)`` with the mean over the pixels with ``r < N/4`` of the centre.
-
-    The centre is ``(N - 1) / 2``, the window's. Our reading of the reference's
-    ``probe_scale = 10``; it fixes the scale of ``X``, not the photon count.
-    Values below ``1e-10`` of the peak are set to 0: far below float32 resolution of
-    any sum they enter, and as float32 denormals (the blurred disk's tails) they
-    slow the batched FFT about tenfold.
-    """
-    N = probe.shape[0]
-    c = np.arange(N) - (N - 1) / 2
-    inside = np.hypot(c[:, None], c[None, :]) < N / 4
-    mean = float(np.abs(probe[inside]).mean())
-    if mean == 0:
-        raise ValueError("probe is zero everywhere within r < N/4 of the centre; cannot normalise")
-    probe = probe / (10 * mean)
-    magnitude = np.abs(probe)
-    probe[magnitude < 1e-10 * magnitude.max()] = 0
-    return probe.astype(np.complex64)
-
-
-def load_probe(path: str | os.PathLike, N: int) -> np.ndarray:
-    """Read a complex (N, N) probe from an ``.npz`` (no pickles) and normalise it.
-
-    The file must hold one array, or several of which one is named ``probe``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"probe file not found: {str(path)!r}")
-    with np.load(path, allow_pickle=False) as npz:
-        names = list(npz.files)
-        if "probe" in names:
-            array = npz["probe"]
-        elif len(names) == 1:
-            array = npz[names[0]]
-        else:
-            raise ValueError(
-                f"probe file {str(path)!r} must hold one array or one named 'probe', "
-                f"got arrays {names}"
-            )
-    if not np.iscomplexobj(array):
-        raise ValueError(f"probe array in {str(path)!r} must be complex, got dtype {array.dtype}")
-    if array.shape != (N, N):
-        raise ValueError(
-            f"probe array in {str(path)!r} must have shape (N, N) = {(N, N)}, got {array.shape}"
-        )
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"probe array in {str(path)!r} has non-finite values")
-    return _normalise_probe(array)
 
 
 def _probe(cfg: GridLinesConfig) -> np.ndarray:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from flops_fit.planning import SweepPlan, grid, plan_sweep
+from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.experiment import (
     _data,
     data_config,
@@ -33,7 +34,6 @@ from flops_fit.ptycho.experiment import (
     train_and_evaluate,
 )
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
-from flops_fit.ptycho.simulate import GridLinesConfig
 from flops_fit.runner import run_sweep
 
 __all__ = [

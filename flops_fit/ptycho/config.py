@@ -1,0 +1,181 @@
+"""The grid-lines dataset config: validated parameters and their cache key.
+
+:class:`GridLinesConfig` holds everything that determines a simulated dataset
+(defaults: the reference benchmark of ``GRID_LINES.md``); its
+:meth:`~GridLinesConfig.cache_key` names the cached file of
+:mod:`flops_fit.ptycho.cache`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from flops_fit.ptycho.probe import load_probe
+
+__all__ = ["FORMAT_VERSION", "GridLinesConfig"]
+
+FORMAT_VERSION = 1  # bump when the simulated arrays or the cache layout change
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {name}={value}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class GridLinesConfig:
+    """Parameters of a grid-lines dataset (defaults: the reference benchmark).
+
+    Parameters
+    ----------
+    N : int
+        Patch (and diffraction pattern) side, px.
+    size : int
+        Object side, px; the lines are drawn on a ``2 size`` canvas whose centre is kept.
+    nlines : int
+        Lines drawn on the canvas.
+    train_stride, test_stride : int
+        Scan step, px (the reference's ``outer_offset / 2``). Must be <= N: stitching
+        keeps the central stride x stride pixels of every patch.
+    n_train_objects, n_test_objects : int
+        Objects per split; every object is scanned with the same grid.
+    nphotons : float
+        Mean photons per diffraction pattern of the train split.
+    set_phi : bool
+        Give the object the reference's "set phase" (True by default: a zero phase makes
+        phase metrics meaningless).
+    probe : str
+        ``"ideal_disk"`` or a path to an ``.npz`` holding one complex (N, N) array (or one
+        named ``probe``).
+    train_seed, test_seed : int
+        Seeds of the two splits; they must differ so the test objects are new.
+    poisson : bool
+        Draw Poisson counts (True) or keep the noiseless amplitude.
+    """
+
+    N: int = 64
+    size: int = 392
+    nlines: int = 400
+    train_stride: int = 4
+    test_stride: int = 10
+    n_train_objects: int = 1
+    n_test_objects: int = 1
+    nphotons: float = 1e9
+    set_phi: bool = True
+    probe: str = "ideal_disk"
+    train_seed: int = 1
+    test_seed: int = 2
+    poisson: bool = True
+
+    def __post_init__(self) -> None:
+        ints = {
+            "N": 1,
+            "size": 1,
+            "nlines": 1,
+            "train_stride": 1,
+            "test_stride": 1,
+            "n_train_objects": 1,
+            "n_test_objects": 1,
+            "train_seed": 0,
+            "test_seed": 0,
+        }
+        for name, minimum in ints.items():
+            object.__setattr__(self, name, _check_int(name, getattr(self, name), minimum))
+        if self.N > self.size:
+            raise ValueError(f"N must be <= size, got N={self.N} and size={self.size}")
+        for name in ("train_stride", "test_stride"):
+            if getattr(self, name) > self.N:
+                raise ValueError(
+                    f"{name} must be <= N (stitching keeps the central stride x stride pixels "
+                    f"of each patch), got {name}={getattr(self, name)} and N={self.N}"
+                )
+        if self.train_seed == self.test_seed:
+            raise ValueError(
+                f"train_seed and test_seed must differ (else the test objects repeat the "
+                f"train ones), got both = {self.train_seed}"
+            )
+        nph = self.nphotons
+        if isinstance(nph, bool) or not isinstance(nph, (int, float, np.integer, np.floating)):
+            raise TypeError(f"nphotons must be a number, got {nph!r} ({type(nph).__name__})")
+        # numpy's Poisson sampler stops near 9.2e18 counts per pixel
+        if not (math.isfinite(nph) and 0 < nph <= 1e18):
+            raise ValueError(f"nphotons must be a finite number in (0, 1e18], got nphotons={nph}")
+        object.__setattr__(self, "nphotons", float(nph))
+        for name in ("set_phi", "poisson"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                value = getattr(self, name)
+                raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        probe = self.probe
+        if isinstance(probe, os.PathLike):
+            probe = os.fspath(probe)
+        if not isinstance(probe, str):
+            raise TypeError(f"probe must be 'ideal_disk' or a path to an .npz file, got {probe!r}")
+        object.__setattr__(self, "probe", probe)
+        if probe != "ideal_disk":
+            load_probe(probe, self.N)  # fail now, not after minutes of work
+
+    @classmethod
+    def light(cls) -> GridLinesConfig:
+        """CPU preset: the reference object and N = 64, with coarser scans.
+
+        Same object statistics (size 392, 400 lines) and probe as the reference, one
+        object per split; train stride 14 gives 24 x 24 = 576 train patches, test
+        stride 20 gives 17 x 17 = 289 test patches (stitched test field 340 x 340 px),
+        against 6,889 and 1,089 in the reference.
+        """
+        return cls(train_stride=14, test_stride=20)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> GridLinesConfig:
+        """Build from a mapping; unknown keys are an error."""
+        _check_keys(values)
+        return cls(**dict(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a flat JSON-able dict."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> GridLinesConfig:
+        """A copy with ``changes`` applied (validated); unknown keys are an error."""
+        _check_keys(changes)
+        return dataclasses.replace(self, **changes)
+
+    def n_positions(self, stride: int) -> int:
+        """Scan points per object side for ``stride``: ``(size - N) // stride + 1``."""
+        return (self.size - self.N) // stride + 1
+
+    def cache_key(self) -> str:
+        """Stable hex digest of everything that determines the arrays.
+
+        Includes :data:`FORMAT_VERSION` and, for a probe file, a digest of its array
+        (so the key follows the content, not the path).
+        """
+        return hashlib.sha256(_key_payload(self).encode()).hexdigest()[:20]
+
+
+def _check_keys(values: Mapping[str, Any]) -> None:
+    allowed = [f.name for f in dataclasses.fields(GridLinesConfig)]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise ValueError(f"Unknown GridLinesConfig keys {unknown}; allowed keys are {allowed}")
+
+
+def _key_payload(cfg: GridLinesConfig) -> str:
+    fields = cfg.to_dict()
+    if cfg.probe != "ideal_disk":
+        digest = hashlib.sha256(load_probe(cfg.probe, cfg.N).tobytes()).hexdigest()
+        fields["probe"] = f"npz-sha256:{digest}"
+    return json.dumps({"format_version": FORMAT_VERSION, **fields}, sort_keys=True)
