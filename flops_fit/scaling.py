@@ -350,7 +350,10 @@ def fit_isoflop(
     bracketed by the sampled sizes (vertex outside them, or the smallest
     observed loss at the smallest or largest size) are flagged
     ``interior=False`` and left out, with a warning. Bootstrap: resample runs
-    with replacement within each budget and refit everything.
+    with replacement within each budget and refit everything; a budget's
+    ``p_interior`` is the fraction of resamples whose parabola is convex with
+    its vertex inside the sampled sizes (read a low value as "flat within the
+    noise": its optimum is not resolved even when ``interior`` is True).
 
     Parameters
     ----------
@@ -399,10 +402,14 @@ def fit_isoflop(
             note = "minimum at edge"
         else:
             note = "ok"
+        # How often resampled runs still put a vertex inside the sampled sizes: near 1
+        # for a clear dip, far below for a curve flat within its run-to-run noise.
+        inside = (ln_opt[1:] > sizes[0]) & (ln_opt[1:] < sizes[-1])
         rows.append({
             "budget": c, "n_runs": n, "n_sizes": sizes.size, "N_opt": np.exp(ln_opt[0]),
             "D_opt": np.exp(ld_opt[0]), "loss_opt": l_opt[0], "interior": note == "ok",
-            "note": note, "c0": coef[0, 0], "c1": coef[0, 1], "c2": coef[0, 2],
+            "p_interior": float(inside.mean()) if n_bootstrap else np.nan, "note": note,
+            "c0": coef[0, 0], "c1": coef[0, 1], "c2": coef[0, 2],
             "x_mean": lN.mean(), "x_scale": max(lN.std(), 1e-12),
             "x_min": sizes[0], "x_max": sizes[-1],
         })

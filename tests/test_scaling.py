@@ -8,6 +8,7 @@ C = 6ND, N* = 4.130e10, D* = 4.036e12, L* = 1.9112 (closed form, their eq. 4).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import matplotlib
 
@@ -210,6 +211,34 @@ def test_isoflop_flags_and_excludes_edge_budgets():
     clean = fit_isoflop(inner, n_bootstrap=0)
     assert fit.params["a"] == pytest.approx(clean.params["a"], rel=1e-12)  # edge not used
     assert fit.budgets["n_runs"].sum() == len(inner) + len(edge)  # failed row ignored
+
+
+def _dip_or_flat_frame(curvatures: dict[float, float], noise: float = 0.005) -> pd.DataFrame:
+    """5 sizes x 2 seeds per budget: loss 1 + curvature x (standardised ln N)^2 + noise."""
+    rng = np.random.default_rng(3)
+    x = np.repeat(np.log(np.geomspace(1e4, 1e6, 5)), 2)
+    z = (x - x.mean()) / (x.max() - x.mean())
+    return pd.DataFrame([
+        {"compute_budget": c, "model_params": float(np.exp(v)), "train_samples": c / (6 * np.exp(v)),
+         "final_test_loss": float(y)}
+        for c, k in curvatures.items()
+        for v, y in zip(x, 1.0 + k * z**2 + rng.normal(0, noise, x.size), strict=True)
+    ])
+
+
+def test_isoflop_p_interior_tells_a_dip_from_a_flat_noisy_curve():
+    # Two budgets dip by 10% of the loss under 0.5% noise: every resample keeps
+    # the vertex inside. The third is flat under the same noise: its "optimum"
+    # is noise, and resampled runs move or lose it.
+    df = _dip_or_flat_frame({1e12: 0.1, 1e13: 0.1, 1e14: 0.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the flat budget may be left out
+        budgets = fit_isoflop(df, n_bootstrap=400).budgets.set_index("budget")
+        no_boot = fit_isoflop(df, n_bootstrap=0).budgets
+    assert budgets.loc[1e12, "p_interior"] > 0.95
+    assert budgets.loc[1e13, "p_interior"] > 0.95
+    assert budgets.loc[1e14, "p_interior"] < 0.8
+    assert no_boot["p_interior"].isna().all()
 
 
 def test_isoflop_without_data_column_uses_compute_factor():
