@@ -73,8 +73,29 @@ def test_study_grid_rejects_bad_input(kwargs: dict, match: str) -> None:
 def test_data_spec_round_trips() -> None:
     assert experiment.data_config(experiment.data_spec(True)) == GridLinesConfig.light()
     assert experiment.data_config(experiment.data_spec(False, TINY)) == TINY
-    with pytest.raises(ValueError, match=r"Got data='tiny', expected one of \['full', 'light'\] or a JSON"):
+    assert experiment.data_spec(False, isoflop=True) == "full"
+    assert experiment.data_spec(True, TINY, isoflop=True) == experiment.data_spec(True, TINY)
+    with pytest.raises(
+        ValueError, match=r"Got data='tiny', expected one of \['full', 'light', 'light_isoflop'\] or a JSON"
+    ):
         experiment.data_config("tiny")
+
+
+def test_light_isoflop_preset_is_light_with_16_train_objects() -> None:
+    iso = experiment.data_config(experiment.data_spec(True, isoflop=True))
+    assert iso == GridLinesConfig.light().replace(n_train_objects=16)
+    # 16 x 24 x 24 train patches; the test split is the light one.
+    assert iso.n_train_objects * iso.n_positions(iso.train_stride) ** 2 == 9216
+    assert iso.n_positions(iso.test_stride) ** 2 == 289
+
+
+def test_cpu_isoflop_default_plans_widths_2_to_8_on_light_isoflop_data() -> None:
+    plan = study.isoflop_plan(study.CPU_BUDGETS)
+    frame = plan.to_frame()
+    assert sorted(frame["compute_budget"].unique()) == [1e11, 3e11, 1e12]
+    assert sorted(frame["width"].unique()) == [2, 3, 4, 6, 8]
+    # The budgets' samples: ~84k for width 2 at 1e12 (9 passes over 9,216 patches).
+    assert frame["train_samples"].max() == 83897
 
 
 def test_light_study_writes_table_plot_and_run_folders(light_run: Path) -> None:

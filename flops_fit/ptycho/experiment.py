@@ -37,16 +37,21 @@ __all__ = [
     "train_and_evaluate",
 ]
 
-#: Simulation presets by name; the light one keeps N = 64 but far fewer patches.
-DATA_PRESETS = {"light": GridLinesConfig.light, "full": GridLinesConfig}
+#: Simulation presets by name; the light ones keep N = 64 but far fewer patches.
+DATA_PRESETS = {
+    "light": GridLinesConfig.light,
+    "light_isoflop": GridLinesConfig.light_isoflop,
+    "full": GridLinesConfig,
+}
 
 
-def data_spec(light: bool, data: GridLinesConfig | None = None) -> str:
+def data_spec(light: bool, data: GridLinesConfig | None = None, *, isoflop: bool = False) -> str:
     """The ``data`` entry of an experiment config: a preset name, or the
     fields of a custom :class:`GridLinesConfig` as sorted JSON (flat, so the
-    experiment id changes whenever the data do)."""
+    experiment id changes whenever the data do). ``isoflop`` picks the light
+    IsoFLOP preset (more train objects) when ``light`` and no ``data``."""
     if data is None:
-        return "light" if light else "full"
+        return ("light_isoflop" if isoflop else "light") if light else "full"
     return json.dumps(data.to_dict(), sort_keys=True)
 
 

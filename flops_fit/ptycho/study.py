@@ -65,9 +65,11 @@ LIGHT_AXES: dict[str, list[Any]] = {
 #: sized so simulation + training finish in about a minute on 2 CPU cores.
 FULL_EPOCHS = 20
 LIGHT_EPOCHS = 3
-#: IsoFLOP budgets (training FLOPs) sized for 2 CPU cores: a few minutes in all
-#: on the light data (most of it the smallest widths, which run far below peak).
-CPU_BUDGETS = (1e10, 3e10, 1e11)
+#: IsoFLOP budgets (training FLOPs) sized for 2 CPU cores: about 11 minutes with
+#: two workers on the light IsoFLOP data (most of it the smallest widths, which
+#: run far below peak). Below ~3e11 no width gets past the learn-nothing floor,
+#: so smaller budgets only measure noise (see the README).
+CPU_BUDGETS = (1e11, 3e11, 1e12)
 #: Budgets for one GPU, with ``light=False`` and ``widths=GPU_WIDTHS``: about
 #: 2e17 FLOPs in all, a few hours at 15 TFLOP/s sustained.
 GPU_BUDGETS = (1e15, 3e15, 1e16, 3e16)
@@ -164,7 +166,7 @@ def isoflop_plan(
         Custom data instead of the preset (sets the input size ``N``).
     """
     _check_names([input_transform], list(INPUT_TRANSFORMS), "input_transform")
-    n = data_config(data_spec(light, data)).N
+    n = data_config(data_spec(light, data, isoflop=True)).N
     return plan_sweep(
         build_model,
         "width",
@@ -222,7 +224,8 @@ def run_study(
         Sweep folder: ``runs.jsonl``, ``study_results.csv``,
         ``pareto_plot.png`` and ``runs/<experiment_id>/``.
     light : bool
-        CPU-sized study: the light grid and data preset.
+        CPU-sized study: the light grid and data preset (an IsoFLOP sweep
+        uses the ``light_isoflop`` preset: the same scans, 16 train objects).
     epochs, seed, architectures : see :func:`study_grid`.
     device : str
         ``"auto"`` picks CUDA, then MPS, then the CPU.
@@ -267,7 +270,7 @@ def run_study(
             modes=fixed.get("fno_modes", [12])[0],
             input_transform=fixed.get("fno_input_transform", ["none"])[0],
         )
-        configs = _isoflop_configs(plan, data=data_spec(light, data), seed=seed)
+        configs = _isoflop_configs(plan, data=data_spec(light, data, isoflop=True), seed=seed)
     else:
         configs = study_grid(
             light, architectures=architectures, epochs=epochs, seed=seed, axes=axes, data=data
