@@ -284,3 +284,14 @@ def test_explore_fits_an_isoflop_table(tmp_path: Path) -> None:
     assert n_opt == pytest.approx(n_star, rel=0.03)
     plot = next(c for c in cells if "fit.plot()" in c.source)
     assert any("image/png" in o.get("data", {}) for o in plot.outputs)
+
+
+@pytest.mark.slow
+def test_sweep_preview_plans_what_fno_study_runs(tmp_path: Path) -> None:
+    # The preview's IsoFLOP plan (find_optimal) must be the one run_study trains:
+    # same data size (N = 32 for light), widths and samples per budget.
+    out = tmp_path / "out.ipynb"
+    _run_papermill_api("sweep_preview.ipynb", {"light": True, "estimate_time": False}, out)
+    cells = _code_cells(nbformat.read(out, as_version=4))
+    text = "\n".join(o.get("text", "") for c in cells for o in c.outputs if o.output_type == "stream")
+    assert "Same widths and samples as fno_study.ipynb runs with these compute_budgets: True" in text

@@ -81,21 +81,21 @@ def test_data_spec_round_trips() -> None:
         experiment.data_config("tiny")
 
 
-def test_light_isoflop_preset_is_light_with_16_train_objects() -> None:
+def test_light_isoflop_preset_is_n32_with_8_train_objects() -> None:
     iso = experiment.data_config(experiment.data_spec(True, isoflop=True))
-    assert iso == GridLinesConfig.light().replace(n_train_objects=16)
-    # 16 x 24 x 24 train patches; the test split is the light one.
-    assert iso.n_train_objects * iso.n_positions(iso.train_stride) ** 2 == 9216
-    assert iso.n_positions(iso.test_stride) ** 2 == 289
+    assert iso == GridLinesConfig.light().replace(N=32, train_stride=7, test_stride=10, n_train_objects=8)
+    assert iso.n_train_objects * iso.n_positions(iso.train_stride) ** 2 == 21632
+    assert iso.n_positions(iso.test_stride) ** 2 == 1369
 
 
-def test_cpu_isoflop_default_plans_widths_2_to_8_on_light_isoflop_data() -> None:
+def test_cpu_isoflop_default_plans_widths_2_to_8_at_n32() -> None:
     plan = study.isoflop_plan(study.CPU_BUDGETS)
     frame = plan.to_frame()
-    assert sorted(frame["compute_budget"].unique()) == [1e11, 3e11, 1e12]
+    assert sorted(frame["compute_budget"].unique()) == [3e10, 1e11, 3e11]
     assert sorted(frame["width"].unique()) == [2, 3, 4, 6, 8]
-    # The budgets' samples: ~84k for width 2 at 1e12 (9 passes over 9,216 patches).
-    assert frame["train_samples"].max() == 83897
+    assert set(frame["N"]) == {32}
+    # The longest run: width 2 at 3e11, ~101k samples (~5 passes over 21,632 patches).
+    assert frame["train_samples"].max() == 100989
 
 
 def test_light_study_writes_table_plot_and_run_folders(light_run: Path) -> None:
@@ -139,14 +139,24 @@ def test_resume_skips_finished_runs(light_run: Path) -> None:
 def test_isoflop_study_trains_each_experiment_for_its_budget(tmp_path: Path) -> None:
     budgets = [1e9, 3e9]
     path = study.run_study(tmp_path, light=True, data=TINY, compute_budgets=budgets, widths=[2, 4, 8],
-                           axes={"fno_modes": [4]}, progress=False)
+                           axes={"fno_modes": [4]}, seed=[0, 1], progress=False)
     df = pd.read_csv(path)
     assert (df["status"] == "ok").all()
     assert set(df["compute_budget"]) == set(budgets)
+    # Two seeds: every (budget, width) twice, trained from different initialisations.
+    per_point = df.groupby(["compute_budget", "fno_width"])
+    assert (per_point["seed"].apply(sorted).map(tuple) == (0, 1)).all()
+    assert (per_point["final_test_loss"].nunique() == 2).all()
     # Every experiment sees exactly its planned samples, so 3 x forward x D hits the budget
     # to within one sample's FLOPs (D is rounded to whole samples).
     assert (np.abs(df["train_flops"] - df["compute_budget"]) <= 3 * df["flops_per_sample"]).all()
     assert df["epochs"].isna().all() and (df["epochs_completed"] > 0).all()
+
+
+@pytest.mark.parametrize("seed", [-1, [], [0, 0], "0", True, [0, 1.5]])
+def test_run_study_rejects_bad_seeds(tmp_path: Path, seed: object) -> None:
+    with pytest.raises(ValueError, match=r"expected an int >= 0 or a non-empty list of distinct ints >= 0"):
+        study.run_study(tmp_path, light=True, data=TINY, seed=seed, progress=False)
 
 
 def test_isoflop_rejects_other_architectures(tmp_path: Path) -> None:

@@ -65,11 +65,11 @@ LIGHT_AXES: dict[str, list[Any]] = {
 #: sized so simulation + training finish in about a minute on 2 CPU cores.
 FULL_EPOCHS = 20
 LIGHT_EPOCHS = 3
-#: IsoFLOP budgets (training FLOPs) sized for 2 CPU cores: about 11 minutes with
-#: two workers on the light IsoFLOP data (most of it the smallest widths, which
-#: run far below peak). Below ~3e11 no width gets past the learn-nothing floor,
-#: so smaller budgets only measure noise (see the README).
-CPU_BUDGETS = (1e11, 3e11, 1e12)
+#: IsoFLOP budgets (training FLOPs) sized for 2 CPU cores: about 5 minutes with
+#: two workers on the ``light_isoflop`` data (N = 32), most of it the smallest
+#: widths, which run far below peak. Below ~3e10 no width gets past the
+#: learn-nothing floor, so smaller budgets only measure noise (see the README).
+CPU_BUDGETS = (3e10, 1e11, 3e11)
 #: Budgets for one GPU, with ``light=False`` and ``widths=GPU_WIDTHS``: about
 #: 2e17 FLOPs in all, a few hours at 15 TFLOP/s sustained.
 GPU_BUDGETS = (1e15, 3e15, 1e16, 3e16)
@@ -199,12 +199,27 @@ def _isoflop_configs(plan: SweepPlan, *, data: str, seed: int) -> list[dict[str,
     ]
 
 
+def _seeds(seed: int | Sequence[int]) -> list[int]:
+    seeds = [seed] if isinstance(seed, int) and not isinstance(seed, bool) else seed
+    if (
+        isinstance(seeds, (str, bytes))
+        or not isinstance(seeds, Sequence)
+        or not seeds
+        or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)
+        or len(set(seeds)) != len(seeds)
+    ):
+        raise ValueError(
+            f"Got seed={seed!r}, expected an int >= 0 or a non-empty list of distinct ints >= 0"
+        )
+    return list(seeds)
+
+
 def run_study(
     output_dir: str | Path,
     *,
     light: bool = False,
     epochs: int | None = None,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     device: str = "auto",
     architectures: Sequence[str] | None = None,
     executor: Executor | None = None,
@@ -225,8 +240,11 @@ def run_study(
         ``pareto_plot.png`` and ``runs/<experiment_id>/``.
     light : bool
         CPU-sized study: the light grid and data preset (an IsoFLOP sweep
-        uses the ``light_isoflop`` preset: the same scans, 16 train objects).
-    epochs, seed, architectures : see :func:`study_grid`.
+        uses the ``light_isoflop`` preset: N = 32, 8 train objects).
+    epochs, architectures : see :func:`study_grid`.
+    seed : int or sequence of int
+        Seed of every experiment; several seeds repeat every experiment once
+        per seed (an IsoFLOP fit needs repeats to tell a dip from noise).
     device : str
         ``"auto"`` picks CUDA, then MPS, then the CPU.
     executor : concurrent.futures.Executor, optional
@@ -251,6 +269,7 @@ def run_study(
     from flops_fit.pareto import plot_pareto  # plotting only after training
 
     output_dir = Path(output_dir)
+    seeds = _seeds(seed)
     if compute_budgets is not None:
         if architectures and list(architectures) != ["fno"]:
             raise ValueError(
@@ -270,11 +289,16 @@ def run_study(
             modes=fixed.get("fno_modes", [12])[0],
             input_transform=fixed.get("fno_input_transform", ["none"])[0],
         )
-        configs = _isoflop_configs(plan, data=data_spec(light, data, isoflop=True), seed=seed)
+        spec = data_spec(light, data, isoflop=True)
+        configs = [c for s in seeds for c in _isoflop_configs(plan, data=spec, seed=s)]
     else:
-        configs = study_grid(
-            light, architectures=architectures, epochs=epochs, seed=seed, axes=axes, data=data
-        ).configs()
+        configs = [
+            c
+            for s in seeds
+            for c in study_grid(
+                light, architectures=architectures, epochs=epochs, seed=s, axes=axes, data=data
+            ).configs()
+        ]
     cache = str(cache_dir or output_dir / "data_cache")
     fn = functools.partial(train_and_evaluate, cache_dir=cache, progress=progress)
     df = run_sweep(
@@ -285,7 +309,7 @@ def run_study(
         resume=resume,
         progress=progress,
         device=device,
-        seed=seed,
+        seed=seeds[0],
     )
     baseline = mean_patch_baseline(_data(configs[0]["data"], cache))
     (output_dir / "baseline.json").write_text(json.dumps(baseline, indent=1))
