@@ -88,14 +88,14 @@ def test_light_isoflop_preset_is_n32_with_8_train_objects() -> None:
     assert iso.n_positions(iso.test_stride) ** 2 == 1369
 
 
-def test_cpu_isoflop_default_plans_widths_2_to_8_at_n32() -> None:
+def test_cpu_isoflop_default_plans_widths_2_to_12_at_n32() -> None:
     plan = study.isoflop_plan(study.CPU_BUDGETS)
     frame = plan.to_frame()
-    assert sorted(frame["compute_budget"].unique()) == [3e10, 1e11, 3e11]
-    assert sorted(frame["width"].unique()) == [2, 3, 4, 6, 8]
+    assert sorted(frame["compute_budget"].unique()) == [1e11, 3e11, 1e12]
+    assert (frame.groupby("compute_budget")["width"].apply(sorted).map(tuple) == (2, 3, 4, 6, 8, 12)).all()
     assert set(frame["N"]) == {32}
-    # The longest run: width 2 at 3e11, ~101k samples (~5 passes over 21,632 patches).
-    assert frame["train_samples"].max() == 100989
+    # The longest run: width 2 at 1e12, ~337k samples (~16 passes over 21,632 patches).
+    assert frame["train_samples"].max() == 336630
 
 
 def test_light_study_writes_table_plot_and_run_folders(light_run: Path) -> None:
