@@ -295,3 +295,24 @@ def test_sweep_preview_plans_what_fno_study_runs(tmp_path: Path) -> None:
     cells = _code_cells(nbformat.read(out, as_version=4))
     text = "\n".join(o.get("text", "") for c in cells for o in c.outputs if o.output_type == "stream")
     assert "Same widths and samples as fno_study.ipynb runs with these compute_budgets: True" in text
+
+
+@pytest.mark.slow
+def test_explore_fits_the_committed_cpu_isoflop_run(tmp_path: Path) -> None:
+    # notebooks/example_isoflop is a real CPU run (its README says how it was made):
+    # 1e12 and 3e12 have interior minima, the smaller budgets do not, and the
+    # notebook fits the frontier through the two and predicts a typed budget.
+    out = tmp_path / "out.ipynb"
+    _run_papermill_api("explore_results.ipynb",
+                       {"results_dir": "notebooks/example_isoflop", "predict_budget": "1e13"}, out)
+    cells = _code_cells(nbformat.read(out, as_version=4))
+    text = "\n".join(o.get("text", "") for c in cells for o in c.outputs if o.output_type == "stream")
+    assert "66 experiments, 66 ok" in text and "Seeds per (budget, size): [1, 2, 3]" in text
+    assert "do not allow" not in text
+    budgets_cell = next(c for c in cells if '"p_interior", "note"]]' in c.source)
+    budgets = next(o for o in budgets_cell.outputs if "data" in o)["data"]["text/plain"]
+    interior = dict(re.findall(r"^\d\s+(\S+)\s+\d+\s+\S+\s+\S+\s+\S+\s+(True|False)", budgets, re.M))
+    assert interior == {"3.000000e+10": "False", "1.000000e+11": "False", "3.000000e+11": "False",
+                        "1.000000e+12": "True", "3.000000e+12": "True"}
+    predict = next(c for c in cells if "fit.predict(" in c.source).outputs[0]["data"]["text/plain"]
+    assert re.search(r"^0\s+1\.000000e\+13\s", predict, re.M)

@@ -67,7 +67,7 @@ LIGHT_AXES: dict[str, list[Any]] = {
 FULL_EPOCHS = 20
 LIGHT_EPOCHS = 3
 #: IsoFLOP budgets (training FLOPs) sized for 2 CPU cores on the ``light_isoflop``
-#: data (N = 32): about 17 minutes per seed with two workers, most of it the
+#: data (N = 32): about 18 minutes per seed with two workers, most of it the
 #: smallest widths at 1e12, which run far below peak. At 3e10 no width gets
 #: clearly past the learn-nothing floor, so smaller budgets measure noise; 1e12
 #: is the first whose curve rises again on both sides (see the README).
