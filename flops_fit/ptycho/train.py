@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from flops_fit.ptycho.models import to_complex
 from flops_fit.runner import DivergedError
-from flops_fit.training import lr_factor
+from flops_fit.training import lr_factor, sample_order
 
 __all__ = [
     "LOSSES",
@@ -170,16 +170,16 @@ def fit(
     ys = as_channels(y).to(device)
     p = torch.from_numpy(probe).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    epochs = math.ceil(samples / n)
-    total_steps = sum(math.ceil(min(n, samples - e * n) / batch_size) for e in range(epochs))
+    order = torch.tensor(sample_order(list(range(n)), samples, torch.Generator().manual_seed(seed)))
+    passes = order.split(n)  # one shuffled pass over the data per epoch, the last cut short
+    total_steps = sum(math.ceil(len(chunk) / batch_size) for chunk in passes)
     warmup = max(1, round(WARMUP_FRACTION * total_steps))
     step = 0
-    gen = torch.Generator().manual_seed(seed)
     model.train()
     history: list[dict[str, float]] = []
     seen = 0
-    for epoch in tqdm(range(epochs), desc="epochs", leave=False, disable=not progress):
-        order = torch.randperm(n, generator=gen)[: min(n, samples - seen)].to(device)
+    for epoch, chunk in enumerate(tqdm(passes, desc="epochs", leave=False, disable=not progress)):
+        order = chunk.to(device)
         total, batches = 0.0, 0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
