@@ -36,8 +36,7 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def bench(name: str, cfg: GridLinesConfig, repeats: int) -> None:
-    n = cfg.n_train_objects * cfg.n_positions(cfg.train_stride) ** 2
-    n += cfg.n_test_objects * cfg.n_positions(cfg.test_stride) ** 2
+    n = cfg.n_patches("train") + cfg.n_patches("test")
     rng = np.random.default_rng(0)
     psi = torch.from_numpy(
         (

@@ -146,6 +146,10 @@ def test_scan_counts_of_the_reference_and_light_preset():
     assert light.N == 64
     assert light.n_positions(light.train_stride) ** 2 == 576
     assert light.n_positions(light.test_stride) ** 2 == 289
+    assert (light.n_patches("train"), light.n_patches("test")) == (576, 289)
+    assert GridLinesConfig(n_train_objects=3).n_patches("train") == 3 * 6889
+    with pytest.raises(ValueError, match=r"Got split='val', expected 'train' or 'test'"):
+        light.n_patches("val")
 
 
 def test_split_shapes_and_dtypes(tiny):

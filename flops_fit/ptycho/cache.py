@@ -53,7 +53,7 @@ def _load(cfg: GridLinesConfig, path: Path) -> GridLinesData:
             scalars = {f: npz[f"{name}_{f}"].item() for f in _SPLIT_SCALARS}
             split = Split(**fields, **scalars)
             k = cfg.n_train_objects if name == "train" else cfg.n_test_objects
-            n = k * cfg.n_positions(stride) ** 2
+            n = cfg.n_patches(name)
             N = cfg.N
             expected = {
                 "X": (n, 1, N, N),

@@ -177,6 +177,20 @@ class GridLinesConfig:
         """Scan points per object side for ``stride``: ``(size - N) // stride + 1``."""
         return (self.size - self.N) // stride + 1
 
+    def n_patches(self, split: str) -> int:
+        """Patches (diffraction patterns) in ``split``: objects x scan points per side squared.
+
+        Examples
+        --------
+        >>> GridLinesConfig.light().n_patches("train"), GridLinesConfig.light().n_patches("test")
+        (576, 289)
+        """
+        if split not in ("train", "test"):
+            raise ValueError(f"Got split={split!r}, expected 'train' or 'test'")
+        objects = self.n_train_objects if split == "train" else self.n_test_objects
+        stride = self.train_stride if split == "train" else self.test_stride
+        return objects * self.n_positions(stride) ** 2
+
     def cache_key(self) -> str:
         """Stable hex digest of everything that determines the arrays.
 
