@@ -143,10 +143,10 @@ def test_scan_counts_of_the_reference_and_light_preset():
     assert len(scan_positions(392, 64, 4)) == 83**2 == 6889
     assert len(scan_positions(392, 64, 10)) == 33**2 == 1089
     light = GridLinesConfig.light()
-    assert light.N == 64
-    assert light.n_positions(light.train_stride) ** 2 == 576
-    assert light.n_positions(light.test_stride) ** 2 == 289
-    assert (light.n_patches("train"), light.n_patches("test")) == (576, 289)
+    assert light.N == 32
+    assert light.n_positions(light.train_stride) ** 2 == 2704
+    assert light.n_positions(light.test_stride) ** 2 == 1369
+    assert (light.n_patches("train"), light.n_patches("test")) == (2704, 1369)
     assert GridLinesConfig(n_train_objects=3).n_patches("train") == 3 * 6889
     with pytest.raises(ValueError, match=r"Got split='val', expected 'train' or 'test'"):
         light.n_patches("val")
@@ -335,7 +335,23 @@ def test_mismatched_cache_is_reported_and_regenerated(tmp_path):
         ({"test_seed": 1}, ValueError, r"train_seed and test_seed must differ .* got both = 1"),
         ({"set_phi": 1}, TypeError, r"set_phi must be a bool, got 1 \(int\)"),
         ({"poisson": "yes"}, TypeError, r"poisson must be a bool, got 'yes' \(str\)"),
-        ({"probe": 3}, TypeError, r"probe must be 'ideal_disk' or a path to an .npz file, got 3"),
+        (
+            {"probe": 3},
+            TypeError,
+            r"Got probe=3, expected one of \['curved_disk', 'ideal_disk'\] or a path to an .npz",
+        ),
+        (
+            {"probe_convergence": "wide"},
+            TypeError,
+            r"Got probe_convergence='wide' \(str\), expected a number in \[0, 1\]",
+        ),
+        ({"probe_convergence": 1.5}, ValueError, r"Got probe_convergence=1.5, expected a number"),
+        ({"probe_convergence": float("nan")}, ValueError, r"Got probe_convergence=nan"),
+        (
+            {"probe": "ideal_disk", "probe_convergence": 0.3},
+            ValueError,
+            r"Got probe_convergence=0.3 with probe='ideal_disk', expected the default 0.55",
+        ),
         ({"probe": "no/such/probe.npz"}, ValueError, r"probe file not found: 'no/such/probe.npz'"),
         ({"bogus": 1}, ValueError, r"Unknown GridLinesConfig keys \['bogus'\]; allowed keys are"),
     ],

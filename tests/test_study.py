@@ -21,7 +21,7 @@ from flops_fit.ptycho.train import InputScale, input_scale
 
 # 16-pixel patches on a 48-pixel object: 289 train and 81 test patches.
 TINY = GridLinesConfig(N=16, size=48, nlines=40, train_stride=2, test_stride=4)
-TINY_AXES = {"fno_modes": [4], "fno_width": [8]}
+TINY_AXES = {"architecture": ["fno"], "fno_modes": [4], "fno_width": [8]}
 SEED_COLUMNS = [
     "architecture", "fno_input_transform", "fno_modes", "fno_width", "epochs", "model_params",
     "inference_time_s", "ssim_phase", "psnr_phase", "mae_phase", "error",
@@ -44,11 +44,14 @@ def test_full_grid_has_54_experiments() -> None:
     assert set(frame["epochs"]) == {study.FULL_EPOCHS}
 
 
-def test_light_grid_is_one_fno() -> None:
-    [config] = study.study_grid(light=True).configs()
-    assert config["architecture"] == "fno" and config["fno_input_transform"] == "none"
-    assert (config["fno_modes"], config["fno_width"], config["epochs"]) == (12, 32, study.LIGHT_EPOCHS)
-    assert config["data"] == "light"
+def test_light_grid_is_both_architectures_at_two_widths() -> None:
+    configs = study.study_grid(light=True).configs()
+    assert sorted((c["architecture"], c["fno_width"]) for c in configs) == [
+        ("fno", 4), ("fno", 8), ("hybrid", 4), ("hybrid", 8)
+    ]
+    for config in configs:
+        assert config["fno_input_transform"] == "none" and config["fno_modes"] == 12
+        assert config["epochs"] == study.LIGHT_EPOCHS == 2 and config["data"] == "light"
 
 
 def test_architectures_narrow_the_grid() -> None:
@@ -123,8 +126,9 @@ def test_trained_model_beats_untrained(light_run: Path, tmp_path: Path) -> None:
     torch.manual_seed(0)
     untrained = InputScale(build_model("fno", modes=4, width=8, N=TINY.N), input_scale(data.train.X))
     baseline = experiment.evaluate(untrained, data)
-    # Untrained ~0.81, 8 epochs ~0.89 (a constant phase scores ~0.85: see metrics docs).
-    assert trained["ssim_phase"] > baseline["ssim_phase"] + 0.05
+    # Curved default probe: untrained ~0.84, 8 epochs ~0.88 (a constant phase scores ~0.85:
+    # see metrics docs; the light-preset test below checks the margin over that floor).
+    assert trained["ssim_phase"] > baseline["ssim_phase"] + 0.03
     assert trained["ssim_amp"] > baseline["ssim_amp"] + 0.3
     assert trained["final_test_loss"] < baseline["final_test_loss"]
 
@@ -174,3 +178,21 @@ def test_mean_patch_baseline_is_written_and_matches_a_hand_built_constant(light_
     # The trained tiny model beats learning nothing on phase MAE and amplitude SSIM.
     trained = pd.read_csv(light_run).iloc[0]
     assert trained["mae_phase"] < written["mae_phase"] and trained["ssim_amp"] > written["ssim_amp"]
+
+
+def test_default_probe_trains_past_the_mean_patch_floor(tmp_path: Path) -> None:
+    # A regression to "learns the mean" (the flat probe's twin ambiguity, a broken input
+    # scale) fails here: the smallest light model, one epoch (2,704 samples) of the real
+    # light preset. Measured: phase MAE 0.09 rad below the floor and PSNR 5.2 dB above it.
+    spec = experiment.data_spec(True)
+    config = {
+        **study.study_grid(light=True).configs()[0],
+        "architecture": "fno", "fno_width": 4, "epochs": 1,
+    }
+    assert config["data"] == spec
+    out = experiment.train_and_evaluate(config, tmp_path / "run", cache_dir=tmp_path, progress=False)
+    floor = experiment.mean_patch_baseline(experiment._data(spec, str(tmp_path)))
+    mae_margin = floor["mae_phase"] - out["mae_phase"]
+    psnr_margin = out["psnr_phase"] - floor["psnr_phase"]
+    print(f"margin over the mean-patch floor: phase MAE {mae_margin:.3f} rad, PSNR {psnr_margin:.2f} dB")
+    assert mae_margin > 0.05 and psnr_margin > 3.0

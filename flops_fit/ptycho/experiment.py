@@ -37,7 +37,7 @@ __all__ = [
     "train_and_evaluate",
 ]
 
-#: Simulation presets by name; the light ones keep N = 64 but far fewer patches.
+#: Simulation presets by name; the light ones are N = 32 with far fewer patches.
 DATA_PRESETS = {
     "light": GridLinesConfig.light,
     "light_isoflop": GridLinesConfig.light_isoflop,
@@ -151,7 +151,8 @@ def train_and_evaluate(
     config : dict
         A study config: ``architecture, fno_input_transform, fno_modes,
         fno_width, data, seed, batch_size, lr, loss, schedule`` and either ``epochs``
-        or ``train_samples`` (IsoFLOP mode).
+        or ``train_samples`` (IsoFLOP mode); optionally ``data_key``, the
+        :meth:`~flops_fit.ptycho.config.GridLinesConfig.cache_key` the data must have.
     run_dir : pathlib.Path
         Folder for this run's ``metrics.json``, ``history.json`` and
         ``reconstruction.png``.
@@ -170,6 +171,12 @@ def train_and_evaluate(
         of the stitched test reconstruction.
     """
     data = _data(config["data"], str(cache_dir))
+    key = data.config.cache_key()
+    if config.get("data_key", key) != key:
+        raise ValueError(
+            f"Got data_key={config['data_key']!r} for data={config['data']!r}, expected {key!r}: "
+            "the preset changed since this experiment was planned; plan it again"
+        )
     train = data.train
     n_pix = train.X.shape[-1]
     model = ptrain.InputScale(

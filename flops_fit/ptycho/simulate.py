@@ -32,7 +32,7 @@ from scipy.ndimage import gaussian_filter
 from skimage.draw import line
 
 from flops_fit.ptycho.config import GridLinesConfig
-from flops_fit.ptycho.probe import ideal_disk_probe, load_probe
+from flops_fit.ptycho.probe import make_probe
 
 __all__ = [
     "GridLinesData",
@@ -107,7 +107,7 @@ class GridLinesData:
 
 
 def _probe(cfg: GridLinesConfig) -> np.ndarray:
-    return ideal_disk_probe(cfg.N) if cfg.probe == "ideal_disk" else load_probe(cfg.probe, cfg.N)
+    return make_probe(cfg.probe, cfg.N, convergence=cfg.probe_convergence)
 
 
 def make_object(
