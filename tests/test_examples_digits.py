@@ -14,6 +14,8 @@ from flops_fit.api import find_optimal
 from flops_fit.examples import digits
 from flops_fit.examples.data import digits_datasets
 from flops_fit.flops import count_params, forward_flops
+from flops_fit.results import load_results
+from flops_fit.scaling import fit_isoflop
 from flops_fit.training import TrainSettings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "notebooks" / "example_digits"
@@ -73,3 +75,13 @@ def test_the_committed_folder_is_the_plan_of_run() -> None:
     key = ("compute_budget", "width", "train_samples", "flops_per_sample")
     assert sorted(tuple(c[k] for k in key) for c in committed) == sorted(tuple(c[k] for k in key)
                                                                          for c in plan.configs())
+
+
+def test_the_committed_fit_is_what_its_readme_says() -> None:
+    df = load_results(EXAMPLE)
+    fit = fit_isoflop(df, loss="final_loss", n_bootstrap=1000, seed=0)
+    assert (df["status"] == "ok").all() and len(df) == 24
+    assert fit.budgets["interior"].all()
+    assert fit.budgets["p_interior"].round(2).tolist() == [0.69, 0.81, 0.98, 0.98]
+    assert fit.exponents["a"] == pytest.approx(0.482, abs=5e-4)
+    assert fit.ci["a"] == pytest.approx((0.245, 1.209), abs=5e-4)

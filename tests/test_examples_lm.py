@@ -13,6 +13,8 @@ from _pipeline import plan_train_fit_resume
 from flops_fit.api import find_optimal
 from flops_fit.examples import lm
 from flops_fit.flops import count_params, forward_flops
+from flops_fit.results import load_results
+from flops_fit.scaling import fit_isoflop
 from flops_fit.training import TrainSettings
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "notebooks" / "example_lm"
@@ -111,3 +113,13 @@ def test_the_committed_folder_is_the_plan_of_run() -> None:
     key = ("compute_budget", "d_model", "train_samples", "flops_per_sample")
     assert sorted(tuple(c[k] for k in key) for c in committed) == sorted(tuple(c[k] for k in key)
                                                                          for c in plan.configs())
+
+
+def test_the_committed_fit_is_what_its_readme_says() -> None:
+    df = load_results(EXAMPLE)
+    with pytest.warns(UserWarning, match=r"Left out of the power laws 2 budget\(s\)"):
+        fit = fit_isoflop(df, loss="final_loss", n_bootstrap=1000, seed=0)
+    assert (df["status"] == "ok").all() and len(df) == 25
+    assert fit.budgets["interior"].tolist() == [False, False, True, True, True]
+    assert fit.exponents["a"] == pytest.approx(0.568, abs=5e-4)
+    assert fit.ci["a"] == pytest.approx((0.282, 0.877), abs=5e-4)
