@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -50,3 +51,11 @@ def plan_train_fit_resume(find: Callable[..., Any], output_dir: Path) -> tuple[S
     assert (output_dir / LOG_NAME).read_text().count("\n") == lines  # nothing trained twice
     assert again == first
     return plan, table
+
+
+def same_runs(folder: Path, plan: SweepPlan, size: str) -> bool:
+    """Whether ``folder``'s runs are the plan's: budget, size, samples and FLOPs per sample (not the ids)."""
+    key = ("compute_budget", size, "train_samples", "flops_per_sample")
+    committed = [json.loads(line)["config"] for line in (folder / LOG_NAME).read_text().splitlines()]
+    return sorted(tuple(c[k] for k in key) for c in committed) == sorted(tuple(c[k] for k in key)
+                                                                         for c in plan.configs())

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
-from _pipeline import plan_train_fit_resume
+from _pipeline import plan_train_fit_resume, same_runs
 
 from flops_fit.api import find_optimal
 from flops_fit.examples import lm
@@ -109,10 +108,7 @@ def test_a_tiny_sweep_on_the_stdlib_plans_trains_fits_and_resumes(tmp_path) -> N
 
 def test_the_committed_folder_is_the_plan_of_run() -> None:
     plan = lm.run("unused", train=False)
-    committed = [json.loads(line)["config"] for line in (EXAMPLE / "runs.jsonl").read_text().splitlines()]
-    key = ("compute_budget", "d_model", "train_samples", "flops_per_sample")
-    assert sorted(tuple(c[k] for k in key) for c in committed) == sorted(tuple(c[k] for k in key)
-                                                                         for c in plan.configs())
+    assert same_runs(EXAMPLE, plan, "d_model")
 
 
 def test_the_committed_fit_is_what_its_readme_says() -> None:

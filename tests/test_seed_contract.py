@@ -85,13 +85,6 @@ def test_plan_types_are_importable_from_the_package() -> None:
     assert callable(flops_fit.plan_sweep) and callable(flops_fit.find_optimal)
 
 
-@pytest.fixture
-def no_planning(monkeypatch):
-    def boom(*args, **kwargs):
-        raise AssertionError("planning started before validation finished")
-
-    monkeypatch.setattr(api, "plan_sweep", boom)
-
 
 @pytest.mark.usefixtures("no_planning")
 @pytest.mark.parametrize(

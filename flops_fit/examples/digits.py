@@ -83,21 +83,12 @@ class SmallCNN(nn.Module):
 def run(output_dir: str | Path, *, compute_budgets: Sequence[float] = CPU_BUDGETS,
         sizes: Sequence[int] = CPU_SIZES, settings: TrainSettings = CPU_SETTINGS,
         executor: cf.Executor | None = None, **options: Any) -> Any:
-    """Train the IsoFLOP sweep of :class:`SmallCNN` on the digits and fit it.
+    """Train the IsoFLOP sweep of :class:`SmallCNN` on the digits into ``output_dir`` and fit it.
 
-    Parameters
-    ----------
-    output_dir : str or Path
-        Results folder (resumable: finished runs are skipped).
-    compute_budgets, sizes, settings
-        Default: the CPU sweep committed as ``notebooks/example_digits``.
-    executor : concurrent.futures.Executor, optional
-    **options
-        Passed to :func:`flops_fit.find_optimal`.
-
-    Returns
-    -------
-    flops_fit.scaling.Result, or the SweepPlan with ``train=False``
+    The defaults are the CPU sweep committed as ``notebooks/example_digits``;
+    ``executor`` and ``**options`` go to :func:`flops_fit.find_optimal`
+    (``train=False`` returns the plan). Finished runs in ``output_dir`` are
+    skipped.
     """
     from flops_fit.api import find_optimal
     from flops_fit.examples.data import digits_datasets
