@@ -15,11 +15,16 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from torch import nn
+from torch.utils.data import DataLoader, default_collate
 
 from flops_fit.contracts import (
     as_pairs,
-    check_one_batch,
+    build_model,
+    default_probe_size,
+    model_name,
+    scalar_loss,
     validate_dataset,
     validate_loss,
     validate_model,
@@ -50,15 +55,71 @@ def _check_plan_options(options: Mapping[str, Any]) -> None:
                     f"are {list(_PLAN_OPTIONS)}{hint}")
 
 
+def _first_batch(dataset: Any, n: int) -> tuple[Any, Any]:
+    """``(input, target)`` of the first ``n`` items, batched (by a DataLoader's own collate_fn)."""
+    pairs = as_pairs(dataset)
+    data = pairs.dataset if isinstance(pairs, DataLoader) else pairs
+    collate = pairs.collate_fn if isinstance(pairs, DataLoader) else default_collate
+    x, y = collate([data[i] for i in range(min(n, len(data)))])
+    return (tuple(x) if isinstance(x, list) else x), y
+
+
 def _first_input(dataset: Any) -> Any:
     """A batch of one: the first item's input, with a leading batch dimension."""
-    from torch.utils.data import DataLoader, default_collate
+    return _first_batch(dataset, 1)[0]
 
-    dataset = as_pairs(dataset)
-    data = dataset.dataset if isinstance(dataset, DataLoader) else dataset
-    collate = dataset.collate_fn if isinstance(dataset, DataLoader) else default_collate
-    x, _ = collate([data[0]])
-    return tuple(x) if isinstance(x, list) else x
+
+def _shapes(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return tuple(x.shape)
+    return [_shapes(v) for v in x] if isinstance(x, (tuple, list)) else type(x).__name__
+
+
+def _check_one_batch(model_cls: Callable[..., nn.Module], size_param: str, size: Any,
+                     model_kwargs: Mapping[str, Any] | None, dataset: Any, loss_fn: Callable) -> None:
+    """Run the model at ``size`` and the loss on one batch of 2 samples, before any training.
+
+    Parameters
+    ----------
+    model_cls, size_param, model_kwargs
+        How to build the model (see :func:`flops_fit.contracts.build_model`).
+    size : optional
+        Size to build at; None: as :func:`flops_fit.contracts.validate_model` chooses.
+    dataset : Dataset or DataLoader
+        Validated by ``validate_dataset``; its first two items are batched.
+    loss_fn : callable
+        Validated by ``validate_loss``.
+
+    Raises
+    ------
+    TypeError
+        The model is not an ``nn.Module`` (a plain class can only be
+        planned), or the loss does not return a scalar tensor.
+    ValueError
+        The model's forward or the loss raises on the batch; the message
+        gives the shapes and the error.
+    """
+    size = default_probe_size(model_cls, size_param) if size is None else size
+    model = build_model(model_cls, size_param, size, model_kwargs).eval()  # a check, not training
+    x, y = _first_batch(dataset, 2)
+    args = ", ".join(f"{k}={v!r}" for k, v in {**(model_kwargs or {}), size_param: size}.items())
+    call = f"{model_name(model_cls)}({args})"
+    with torch.no_grad():
+        try:
+            out = model(*x) if isinstance(x, (tuple, list)) else model(x)
+        except Exception as exc:
+            raise ValueError(
+                f"{call} failed on a batch of the dataset (input shape {_shapes(x)}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        try:
+            loss = loss_fn(out, y)
+        except Exception as exc:
+            raise ValueError(
+                f"loss_fn(output, target) failed on a batch of the dataset (output shape {_shapes(out)}, "
+                f"target shape {_shapes(y)}): {type(exc).__name__}: {exc}"
+            ) from exc
+    scalar_loss(loss)
 
 
 def _train_set_size(dataset: Any, eval_dataset: Any, settings: TrainSettings) -> int:
@@ -189,7 +250,7 @@ def find_optimal(
         validate_loss(loss_fn)
     will_train = train and dataset is not None and loss_fn is not None
     if will_train:
-        check_one_batch(model_cls, model_size_param, probe_size, model_kwargs, dataset, loss_fn)
+        _check_one_batch(model_cls, model_size_param, probe_size, model_kwargs, dataset, loss_fn)
     if compute_budgets is None:
         raise ValueError(_NEEDS_BUDGETS)
     budgets = validate_budgets(compute_budgets)

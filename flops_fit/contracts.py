@@ -5,9 +5,7 @@ constructor argument, any map-style dataset of ``(input, target)`` pairs (or
 of single tensors, for self-supervised data: the target is the input) and
 any callable ``loss(output, target)``. These checks run first, in that
 order, so a mistake is reported in seconds with a message that says what
-came and what was expected, instead of minutes into a sweep; before
-training, :func:`check_one_batch` runs the smallest model and the loss on one
-batch.
+came and what was expected, instead of minutes into a sweep.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ __all__ = [
     "DEFAULT_PROBE_SIZE",
     "as_pairs",
     "build_model",
-    "check_one_batch",
+    "default_probe_size",
     "model_name",
     "num_params",
     "scalar_loss",
@@ -167,8 +165,8 @@ def _signature(model_cls: Any) -> inspect.Signature | None:
         return None
 
 
-def _default_size(model_cls: Any, size_param: str) -> Any:
-    """The constructor's numeric default for ``size_param`` if > 0, else DEFAULT_PROBE_SIZE."""
+def default_probe_size(model_cls: Any, size_param: str) -> Any:
+    """Size to probe a model at: the constructor's numeric default for ``size_param`` if > 0, else 8."""
     signature = _signature(model_cls)
     default = None
     if signature is not None and size_param in signature.parameters:
@@ -241,7 +239,7 @@ def validate_model(
         )
     signature = _signature(model_cls)
     if probe_size is None:
-        probe_size = _default_size(model_cls, size_param)
+        probe_size = default_probe_size(model_cls, size_param)
     if signature is not None:
         params = signature.parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -350,7 +348,7 @@ def validate_loss(loss_fn: Any) -> None:
     ----------
     loss_fn : callable
         E.g. ``torch.nn.MSELoss()``; must return a scalar tensor (mean over the
-        batch), which :func:`check_one_batch` checks before training.
+        batch), which ``find_optimal`` checks on one batch before training.
 
     Raises
     ------
@@ -384,61 +382,3 @@ def scalar_loss(loss: Any) -> torch.Tensor:
         got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
         raise TypeError(f"loss_fn must return a scalar tensor (mean over the batch), got {got}")
     return loss.reshape(())
-
-
-def _shapes(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return tuple(x.shape)
-    return [_shapes(v) for v in x] if isinstance(x, (tuple, list)) else type(x).__name__
-
-
-def check_one_batch(model_cls: Callable[..., nn.Module], size_param: str, size: Any,
-                    model_kwargs: Mapping[str, Any] | None, dataset: Any, loss_fn: Callable) -> None:
-    """Run the model at ``size`` and the loss on one batch of 2 samples, before any training.
-
-    Parameters
-    ----------
-    model_cls, size_param, model_kwargs
-        How to build the model (see :func:`build_model`).
-    size : optional
-        Size to build at; None: as :func:`validate_model` chooses.
-    dataset : Dataset or DataLoader
-        Validated by :func:`validate_dataset`; its first two items are
-        batched (by the DataLoader's ``collate_fn`` when one is given).
-    loss_fn : callable
-        Validated by :func:`validate_loss`.
-
-    Raises
-    ------
-    TypeError
-        The model is not an ``nn.Module`` (a plain class can only be
-        planned), or the loss does not return a scalar tensor.
-    ValueError
-        The model's forward or the loss raises on the batch; the message
-        gives the shapes and the error.
-    """
-    from torch.utils.data import default_collate
-
-    size = _default_size(model_cls, size_param) if size is None else size
-    model = build_model(model_cls, size_param, size, model_kwargs).eval()  # a check, not training
-    pairs = as_pairs(dataset)
-    data = pairs.dataset if isinstance(pairs, DataLoader) else pairs
-    collate = pairs.collate_fn if isinstance(pairs, DataLoader) else default_collate
-    x, y = collate([data[i] for i in range(min(2, len(data)))])
-    call = _call_text(model_cls, {**(model_kwargs or {}), size_param: size})
-    with torch.no_grad():
-        try:
-            out = model(*x) if isinstance(x, (tuple, list)) else model(x)
-        except Exception as exc:
-            raise ValueError(
-                f"{call} failed on a batch of the dataset (input shape {_shapes(x)}): "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        try:
-            loss = loss_fn(out, y)
-        except Exception as exc:
-            raise ValueError(
-                f"loss_fn(output, target) failed on a batch of the dataset (output shape {_shapes(out)}, "
-                f"target shape {_shapes(y)}): {type(exc).__name__}: {exc}"
-            ) from exc
-    scalar_loss(loss)
