@@ -43,7 +43,7 @@ lab: install
 # Regenerate the pins from a fresh resolve of pyproject's ranges (torch kept at the on-disk CPU build).
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
-	.lockenv/bin/pip install --quiet "torch==2.13.0" -e ".[dev,distributed,notebooks,bench]"
+	.lockenv/bin/pip install --quiet "torch==2.13.0" -e ".[dev,distributed,notebooks,bench,examples]"
 	{ echo "# Pinned versions that \`make\` and CI install (pip -c constraints.txt)."; \
 	  echo "# Ranges live in pyproject.toml; regenerate with \`make lock\`."; \
 	  echo "# torch 2.13.0 is the CPU build on this machine's disk; an unpinned torch pulls a multi-GB CUDA build."; \

@@ -9,16 +9,28 @@ Approach 2).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 from torch import nn
+from torch.utils.data import DataLoader, default_collate
 
-from flops_fit.contracts import validate_dataset, validate_loss, validate_model
+from flops_fit.contracts import (
+    as_pairs,
+    build_model,
+    default_probe_size,
+    model_name,
+    scalar_loss,
+    validate_dataset,
+    validate_loss,
+    validate_model,
+)
 from flops_fit.planning import SweepPlan, plan_sweep, validate_budgets
-from flops_fit.training import Trainer, TrainSettings
+from flops_fit.training import Trainer, TrainSettings, split_indices
 
 __all__ = ["find_optimal"]
 
@@ -29,14 +41,93 @@ _NEEDS_BUDGETS = (
 )
 
 
+# plan_sweep's options that find_optimal passes through **plan_options.
+_PLAN_OPTIONS = ("size_range", "spread", "target_tokens_per_param", "min_samples", "min_samples_per_param")
+
+
+def _check_plan_options(options: Mapping[str, Any]) -> None:
+    unknown = sorted(set(options) - set(_PLAN_OPTIONS))
+    if not unknown:
+        return
+    hint = ("; flops_fit has no mock mode: train=False returns the plan without training, and tiny "
+            "budgets train for real in seconds") if "mode" in unknown else ""
+    raise TypeError(f"find_optimal() got unexpected keyword arguments {unknown}; its planning options "
+                    f"are {list(_PLAN_OPTIONS)}{hint}")
+
+
+def _first_batch(dataset: Any, n: int) -> tuple[Any, Any]:
+    """``(input, target)`` of the first ``n`` items, batched (by a DataLoader's own collate_fn)."""
+    pairs = as_pairs(dataset)
+    data = pairs.dataset if isinstance(pairs, DataLoader) else pairs
+    collate = pairs.collate_fn if isinstance(pairs, DataLoader) else default_collate
+    x, y = collate([data[i] for i in range(min(n, len(data)))])
+    return (tuple(x) if isinstance(x, list) else x), y
+
+
 def _first_input(dataset: Any) -> Any:
     """A batch of one: the first item's input, with a leading batch dimension."""
-    from torch.utils.data import DataLoader, default_collate
+    return _first_batch(dataset, 1)[0]
 
-    data = dataset.dataset if isinstance(dataset, DataLoader) else dataset
-    collate = dataset.collate_fn if isinstance(dataset, DataLoader) else default_collate
-    x, _ = collate([data[0]])
-    return tuple(x) if isinstance(x, list) else x
+
+def _shapes(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return tuple(x.shape)
+    return [_shapes(v) for v in x] if isinstance(x, (tuple, list)) else type(x).__name__
+
+
+def _check_one_batch(model_cls: Callable[..., nn.Module], size_param: str, size: Any,
+                     model_kwargs: Mapping[str, Any] | None, dataset: Any, loss_fn: Callable) -> None:
+    """Run the model at ``size`` and the loss on one batch of 2 samples, before any training.
+
+    Parameters
+    ----------
+    model_cls, size_param, model_kwargs
+        How to build the model (see :func:`flops_fit.contracts.build_model`).
+    size : optional
+        Size to build at; None: as :func:`flops_fit.contracts.validate_model` chooses.
+    dataset : Dataset or DataLoader
+        Validated by ``validate_dataset``; its first two items are batched.
+    loss_fn : callable
+        Validated by ``validate_loss``.
+
+    Raises
+    ------
+    TypeError
+        The model is not an ``nn.Module`` (a plain class can only be
+        planned), or the loss does not return a scalar tensor.
+    ValueError
+        The model's forward or the loss raises on the batch; the message
+        gives the shapes and the error.
+    """
+    size = default_probe_size(model_cls, size_param) if size is None else size
+    model = build_model(model_cls, size_param, size, model_kwargs).eval()  # a check, not training
+    x, y = _first_batch(dataset, 2)
+    args = ", ".join(f"{k}={v!r}" for k, v in {**(model_kwargs or {}), size_param: size}.items())
+    call = f"{model_name(model_cls)}({args})"
+    with torch.no_grad():
+        try:
+            out = model(*x) if isinstance(x, (tuple, list)) else model(x)
+        except Exception as exc:
+            raise ValueError(
+                f"{call} failed on a batch of the dataset (input shape {_shapes(x)}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        try:
+            loss = loss_fn(out, y)
+        except Exception as exc:
+            raise ValueError(
+                f"loss_fn(output, target) failed on a batch of the dataset (output shape {_shapes(out)}, "
+                f"target shape {_shapes(y)}): {type(exc).__name__}: {exc}"
+            ) from exc
+    scalar_loss(loss)
+
+
+def _train_set_size(dataset: Any, eval_dataset: Any, settings: TrainSettings) -> int:
+    """Distinct training samples: all of ``dataset`` beside an eval set, else its seeded split."""
+    n = validate_dataset(dataset)
+    if eval_dataset is not None:
+        return n
+    return len(split_indices(n, settings.holdout_fraction, settings.split_seed)[0])
 
 
 def _smallest(sizes: Any) -> Any:
@@ -56,6 +147,7 @@ def find_optimal(
     compute_budgets: Sequence[float] | None = None,
     *,
     train: bool = True,
+    eval_dataset: Any = None,
     output_dir: str | Path = "outputs",
     executor: cf.Executor | None = None,
     resume: bool = True,
@@ -76,20 +168,27 @@ def find_optimal(
     Parameters
     ----------
     model_cls : callable
-        Class (or function) building a ``torch.nn.Module``.
+        Class (or function) building a ``torch.nn.Module``; to plan only, any
+        object with ``num_params()`` (then 6·N FLOPs per token).
     model_size_param : str
         Constructor argument that sets the size (``"width"``, ``"d_model"``).
     model_kwargs : dict, optional
         The other constructor arguments.
     dataset : torch.utils.data.Dataset or DataLoader, optional
-        Map-style, items ``(input, target)``; a seeded ``holdout_fraction`` of
-        it scores every run (see :class:`~flops_fit.training.TrainSettings`).
+        Map-style, items ``(input, target)``, or single tensors (self-supervised:
+        the loss gets ``(output, input)``). Unless ``eval_dataset`` is given, a
+        seeded ``holdout_fraction`` of it scores every run (see
+        :class:`~flops_fit.training.TrainSettings`).
     loss_fn : callable, optional
-        ``loss_fn(output, target)`` -> scalar tensor.
+        ``loss_fn(output, target)`` -> scalar tensor; tried on one batch with
+        the smallest model before anything trains.
     compute_budgets : sequence of float
         Training budgets in FLOPs. Required (checked after the validation).
     train : bool
         With a dataset and a loss, train and fit; False returns the plan.
+    eval_dataset : Dataset or DataLoader, optional
+        Held-out data scoring every run (e.g. split by file); then all of
+        ``dataset`` trains.
     output_dir : str or Path
         Sweep folder for the runner (``runs.jsonl``, ``study_results.csv``).
     executor : concurrent.futures.Executor, optional
@@ -121,7 +220,10 @@ def find_optimal(
     -------
     SweepPlan
         When ``train=False`` or the dataset or loss is missing: a value to
-        inspect (``print(plan)``, ``plan.to_frame()``), nothing trained.
+        inspect (``print(plan)``, ``plan.to_frame()``), nothing trained. With
+        a dataset, ``to_frame()`` shows each run's passes over it
+        (``epochs``), and a UserWarning says when runs repeat it more than 4
+        times (Muennighoff et al. 2023).
     flops_fit.scaling.Result
         Otherwise: the IsoFLOP fit of the held-out losses (``final_loss``)
         against N (``model_params``) per budget.
@@ -129,20 +231,28 @@ def find_optimal(
     Raises
     ------
     TypeError, ValueError
-        In this order: a bad model, a bad dataset, a bad loss, missing or bad
-        budgets (fewer than 2 when training), an infeasible budget. Nothing is
+        In this order: an unknown keyword (there is no ``mode``), a bad model,
+        a bad dataset (then ``eval_dataset``), a bad loss, a model or loss
+        that fails on one batch (when training), missing or bad budgets
+        (fewer than 2 when training), an infeasible budget. Nothing is
         planned or trained before all the inputs pass. After training, a
         ValueError if the fit fails (e.g. no budget has its minimum inside the
         sampled sizes); the runs stay in ``output_dir`` for resume.
     """
-    validate_model(model_cls, model_size_param, model_kwargs, probe_size=_smallest(sizes))
+    _check_plan_options(plan_options)
+    probe_size = _smallest(sizes)
+    validate_model(model_cls, model_size_param, model_kwargs, probe_size=probe_size)
     if dataset is not None:
         validate_dataset(dataset)
+    if eval_dataset is not None:
+        validate_dataset(eval_dataset)
     if loss_fn is not None:
         validate_loss(loss_fn)
+    will_train = train and dataset is not None and loss_fn is not None
+    if will_train:
+        _check_one_batch(model_cls, model_size_param, probe_size, model_kwargs, dataset, loss_fn)
     if compute_budgets is None:
         raise ValueError(_NEEDS_BUDGETS)
-    will_train = train and dataset is not None and loss_fn is not None
     budgets = validate_budgets(compute_budgets)
     if will_train and len(budgets) < 2:
         raise ValueError(
@@ -157,27 +267,29 @@ def find_optimal(
         num_sizes_per_budget=num_sizes_per_budget, sizes=sizes, sample_input=sample_input,
         tokens_per_sample=tokens_per_sample, flops=flops, seed=seed, **plan_options,
     )
+    settings = settings or TrainSettings()
+    if dataset is not None:
+        plan = dataclasses.replace(plan, train_set_size=_train_set_size(dataset, eval_dataset, settings))
+        if (note := plan.repeat_note()) is not None:
+            warnings.warn(note, UserWarning, stacklevel=2)
     if not will_train:
         if train and (dataset is not None or loss_fn is not None):
             missing = "loss_fn" if dataset is not None else "dataset"
             warnings.warn(f"train=True but {missing} is missing: returning the plan, nothing trained",
                           stacklevel=2)
         return plan
-    return _train_and_fit(plan, model_cls, model_size_param, model_kwargs, dataset, loss_fn,
-                          settings=settings, output_dir=output_dir, executor=executor, resume=resume,
+    trainer = Trainer(model_cls, model_size_param, as_pairs(dataset), loss_fn, dict(model_kwargs or {}),
+                      settings, None if eval_dataset is None else as_pairs(eval_dataset))
+    return _train_and_fit(plan, trainer, output_dir=output_dir, executor=executor, resume=resume,
                           device=device, seed=seed, progress=progress, fit_options=fit_options)
 
 
-def _train_and_fit(plan: SweepPlan, model_cls: Callable[..., nn.Module], size_param: str,
-                   model_kwargs: Mapping[str, Any] | None, dataset: Any, loss_fn: Callable, *,
-                   settings: TrainSettings | None, output_dir: str | Path,
+def _train_and_fit(plan: SweepPlan, trainer: Trainer, *, output_dir: str | Path,
                    executor: cf.Executor | None, resume: bool, device: str, seed: int,
                    progress: bool, fit_options: Mapping[str, Any] | None) -> Any:
     from flops_fit.runner import run_sweep
     from flops_fit.scaling import estimate_flops_per_sample_per_param, fit_isoflop
 
-    trainer = Trainer(model_cls, size_param, dataset, loss_fn, dict(model_kwargs or {}),
-                      settings or TrainSettings())
     table = run_sweep(plan, trainer, output_dir, executor=executor, resume=resume,
                       progress=progress, device=device, seed=seed)
     # The configs carry the seed, so the runner's ids are the plan's; earlier sweeps in

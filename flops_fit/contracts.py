@@ -1,10 +1,11 @@
 """Check a user's model, dataset and loss before any work is done.
 
 ``find_optimal`` accepts any PyTorch model whose size is set by one
-constructor argument, any map-style dataset of ``(input, target)`` pairs and
-any callable loss. These checks run first, in that order, so a mistake is
-reported in seconds with a message that says what came and what was
-expected, instead of minutes into a sweep.
+constructor argument, any map-style dataset of ``(input, target)`` pairs (or
+of single tensors, for self-supervised data: the target is the input) and
+any callable ``loss(output, target)``. These checks run first, in that
+order, so a mistake is reported in seconds with a message that says what
+came and what was expected, instead of minutes into a sweep.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from flops_fit.flops import count_params
 
 __all__ = [
     "DEFAULT_PROBE_SIZE",
+    "as_pairs",
     "build_model",
+    "default_probe_size",
     "model_name",
     "num_params",
+    "scalar_loss",
     "to_device",
     "validate_dataset",
     "validate_loss",
@@ -62,6 +66,7 @@ def build_model(
     model_kwargs: Mapping[str, Any] | None = None,
     *,
     device: str | torch.device | None = None,
+    require_module: bool = True,
 ) -> nn.Module:
     """Build one model at one size.
 
@@ -78,10 +83,14 @@ def build_model(
     device : str or torch.device, optional
         Build under this default device; ``"meta"`` allocates no memory, which
         makes counting parameters of large candidates free.
+    require_module : bool
+        False also accepts an object that is not an ``nn.Module`` but has a
+        ``num_params()`` method: enough to plan with 6·N (flops-fit's model
+        contract), not to train or measure.
 
     Returns
     -------
-    torch.nn.Module
+    torch.nn.Module, or an object with ``num_params()`` when ``require_module`` is False
 
     Raises
     ------
@@ -101,20 +110,29 @@ def build_model(
         raise ValueError(
             f"Could not build {_call_text(model_cls, kwargs)}: {type(exc).__name__}: {exc}"
         ) from exc
-    if not isinstance(model, nn.Module):
+    if isinstance(model, nn.Module):
+        return model
+    counted = callable(getattr(model, "num_params", None))
+    if not counted:
         raise TypeError(
-            f"{_call_text(model_cls, kwargs)} returned {type(model).__name__}, "
-            "expected a torch.nn.Module"
+            f"{_call_text(model_cls, kwargs)} returned {type(model).__name__}, expected a "
+            "torch.nn.Module (or, to plan only, an object with a num_params() method)"
+        )
+    if require_module:
+        raise TypeError(
+            f"{_call_text(model_cls, kwargs)} returned {type(model).__name__}, which has num_params() "
+            "but is not a torch.nn.Module: it can be planned (6·N FLOPs per token) but not trained or "
+            "measured; pass train=False, or make it an nn.Module"
         )
     return model
 
 
-def num_params(model: nn.Module) -> int:
+def num_params(model: Any) -> int:
     """Parameter count N: the model's own ``num_params()`` if it has one.
 
     Parameters
     ----------
-    model : torch.nn.Module
+    model : torch.nn.Module, or any object with ``num_params()``
 
     Returns
     -------
@@ -147,6 +165,16 @@ def _signature(model_cls: Any) -> inspect.Signature | None:
         return None
 
 
+def default_probe_size(model_cls: Any, size_param: str) -> Any:
+    """Size to probe a model at: the constructor's numeric default for ``size_param`` if > 0, else 8."""
+    signature = _signature(model_cls)
+    default = None
+    if signature is not None and size_param in signature.parameters:
+        default = signature.parameters[size_param].default
+    numeric = isinstance(default, numbers.Real) and not isinstance(default, bool)
+    return default if numeric and default > 0 else DEFAULT_PROBE_SIZE
+
+
 def validate_model(
     model_cls: Any,
     size_param: Any,
@@ -159,7 +187,9 @@ def validate_model(
     Parameters
     ----------
     model_cls : callable
-        A class (or function) returning a ``torch.nn.Module``.
+        A class (or function) returning a ``torch.nn.Module``, or (to plan
+        only, with 6·N FLOPs per token) any object with a ``num_params()``
+        method, as flops-fit's model contract allows.
     size_param : str
         Name of the constructor argument that sets the model's size
         (``"width"``, ``"d_model"``...).
@@ -179,7 +209,8 @@ def validate_model(
     ------
     TypeError
         ``model_cls`` not callable, ``size_param`` not a string,
-        ``model_kwargs`` not a dict, or the result not an ``nn.Module``.
+        ``model_kwargs`` not a dict, or the result neither an ``nn.Module``
+        nor an object with ``num_params()``.
     ValueError
         The constructor does not accept ``size_param`` or the given kwargs,
         ``size_param`` is also in ``model_kwargs``, the probe cannot be built,
@@ -208,11 +239,7 @@ def validate_model(
         )
     signature = _signature(model_cls)
     if probe_size is None:
-        default = None
-        if signature is not None and size_param in signature.parameters:
-            default = signature.parameters[size_param].default
-        numeric = isinstance(default, numbers.Real) and not isinstance(default, bool)
-        probe_size = default if numeric and default > 0 else DEFAULT_PROBE_SIZE
+        probe_size = default_probe_size(model_cls, size_param)
     if signature is not None:
         params = signature.parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -229,17 +256,20 @@ def validate_model(
                 f"{model_name(model_cls)}() does not accept "
                 f"{_call_text(model_cls, {**model_kwargs, size_param: probe_size})}: {exc}"
             ) from exc
-    model = build_model(model_cls, size_param, probe_size, model_kwargs)
+    model = build_model(model_cls, size_param, probe_size, model_kwargs, require_module=False)
     return num_params(model)
 
 
 def validate_dataset(dataset: Any) -> int:
-    """Check that ``dataset`` is a map-style dataset of ``(input, target)`` pairs.
+    """Check that ``dataset`` is a map-style dataset of ``(input, target)`` pairs or of tensors.
 
     Parameters
     ----------
     dataset : torch.utils.data.Dataset or torch.utils.data.DataLoader
-        A DataLoader is checked through its ``.dataset``.
+        A DataLoader is checked through its ``.dataset``. Items that are
+        single tensors are valid (self-supervised data such as token
+        sequences): training passes each as both input and target
+        (:func:`as_pairs`).
 
     Returns
     -------
@@ -251,7 +281,7 @@ def validate_dataset(dataset: Any) -> int:
     TypeError
         Not a Dataset/DataLoader, no ``__len__``/``__getitem__`` (an
         ``IterableDataset`` cannot be split or counted exactly), or items that
-        are not ``(input, target)`` pairs.
+        are neither ``(input, target)`` pairs nor tensors.
     ValueError
         An empty dataset.
     """
@@ -270,12 +300,45 @@ def validate_dataset(dataset: Any) -> int:
     if n <= 0:
         raise ValueError(f"Expected a torch.utils.data.Dataset with at least one sample, got an empty {kind}")
     item = data[0]
+    if isinstance(item, torch.Tensor):  # self-supervised: the target is the input (see as_pairs)
+        return n
     if not isinstance(item, (tuple, list)) or len(item) != 2:
         got = f"{type(item).__name__} of length {len(item)}" if isinstance(item, (tuple, list)) else type(item).__name__
         raise TypeError(
-            f"Expected a torch.utils.data.Dataset of (input, target) pairs, got items of type {got}"
+            f"Expected a torch.utils.data.Dataset of (input, target) pairs or of single tensors, "
+            f"got items of type {got}"
         )
     return n
+
+
+class _SelfTargeted(Dataset):
+    """Items ``(x, x)`` for a dataset whose items are single tensors ``x``."""
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any]:
+        x = self.data[i]
+        return x, x
+
+
+def as_pairs(dataset: Any) -> Any:
+    """The dataset with ``(input, target)`` items: single-tensor items ``x`` become ``(x, x)``.
+
+    A self-supervised loss then sees the input as its target, e.g. a language
+    model's ``loss(logits, tokens)`` shifts by one token itself. A DataLoader
+    keeps its ``collate_fn`` (it must accept ``(x, x)`` pairs, as
+    ``default_collate`` does). Datasets of pairs come back unchanged.
+    """
+    data = dataset.dataset if isinstance(dataset, DataLoader) else dataset
+    if not isinstance(data[0], torch.Tensor):
+        return dataset
+    if isinstance(dataset, DataLoader):
+        return DataLoader(_SelfTargeted(data), collate_fn=dataset.collate_fn)
+    return _SelfTargeted(data)
 
 
 def validate_loss(loss_fn: Any) -> None:
@@ -285,15 +348,37 @@ def validate_loss(loss_fn: Any) -> None:
     ----------
     loss_fn : callable
         E.g. ``torch.nn.MSELoss()``; must return a scalar tensor (mean over the
-        batch), which the trainer checks on the first step.
+        batch), which ``find_optimal`` checks on one batch before training.
 
     Raises
     ------
     TypeError
-        If ``loss_fn`` is not callable.
+        If ``loss_fn`` is not callable, is a class (``nn.MSELoss`` instead
+        of ``nn.MSELoss()``), or cannot take two positional arguments.
     """
     if not callable(loss_fn):
         raise TypeError(
             f"loss_fn must be callable, got {loss_fn!r} ({type(loss_fn).__name__}); "
             "e.g. torch.nn.MSELoss()"
         )
+    if inspect.isclass(loss_fn):
+        raise TypeError(
+            f"loss_fn must be a loss function or instance, got the class {loss_fn.__name__}; "
+            f"pass an instance, e.g. {loss_fn.__name__}()"
+        )
+    signature = _signature(loss_fn)
+    if signature is not None:
+        try:
+            signature.bind(None, None)
+        except TypeError:
+            raise TypeError(
+                f"loss_fn must take (output, target), got {model_name(loss_fn)}{signature}"
+            ) from None
+
+
+def scalar_loss(loss: Any) -> torch.Tensor:
+    """``loss`` as a 0-d tensor; a TypeError unless it is a one-element tensor."""
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise TypeError(f"loss_fn must return a scalar tensor (mean over the batch), got {got}")
+    return loss.reshape(())

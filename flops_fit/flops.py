@@ -19,6 +19,11 @@ Conventions (stated once, used everywhere)
   are multiplied by 4.
 * Pointwise ops (activations, additions, complex elementwise products) are
   not counted, as in FlopCounterMode and the scaling-law literature [2]_.
+* Attention (``scaled_dot_product_attention``) counts its two matmuls in full,
+  ``4·T·S·d`` per head for T queries and S keys, as FlopCounterMode does on
+  GPUs and on the meta device (no saving for a causal mask). On the CPU torch
+  runs a kernel FlopCounterMode does not know and counts 0; it is mapped to
+  the same formula here, so the count does not depend on the device.
 
 References
 ----------
@@ -138,12 +143,20 @@ def _complex_aware(packet: Any) -> Callable[..., float]:
     return flops
 
 
+@_raw
+def _sdpa_flops(*args: Any, out_val: Any = None, **kwargs: Any) -> float:
+    # torch's formula for the CUDA kernels (registry entries already take raw tensors).
+    return flop_counter.flop_registry[aten._scaled_dot_product_flash_attention](*args, out_val=out_val, **kwargs)
+
+
 _MATMULS = [aten.mm, aten.bmm, aten.addmm, aten.baddbmm]
 _CUSTOM = {
     aten._fft_r2c: _fft_r2c_flops,
     aten._fft_c2r: _fft_c2r_flops,
     aten._fft_c2c: _fft_c2c_flops,
     **{p: _complex_aware(p) for p in _MATMULS},
+    # The CPU attention kernel, counted like the CUDA ones (see the module docstring).
+    aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops,
 }
 
 

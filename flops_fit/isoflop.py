@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from flops_fit.contracts import build_model, num_params, to_device, validate_model
+from flops_fit.contracts import build_model, model_name, num_params, to_device, validate_model
 from flops_fit.flops import forward_flops, train_flops
 
 if TYPE_CHECKING:  # at run time plan_sweep imports it itself: planning imports this module
@@ -104,6 +104,7 @@ class _Probe:
     size: Any
     params: int
     flops_per_sample: float  # training FLOPs per sample
+    measured: bool = False  # by running the model (else 6·N per token)
 
 
 def _probe(model_cls: Any, size_param: str, size: Any, kwargs: Mapping[str, Any],
@@ -111,12 +112,12 @@ def _probe(model_cls: Any, size_param: str, size: Any, kwargs: Mapping[str, Any]
     """N and training FLOPs per sample of one size; on the meta device when the model allows."""
 
     def measure(device: str | None) -> _Probe:
-        model = build_model(model_cls, size_param, size, kwargs, device=device)
+        model = build_model(model_cls, size_param, size, kwargs, device=device, require_module=False)
         n = num_params(model)
-        if sample_input is None:
+        if sample_input is None or not isinstance(model, torch.nn.Module):
             return _Probe(size, n, SIX_N * n * tokens_per_sample)
         x = sample_input if device is None else to_device(sample_input, device)
-        return _Probe(size, n, train_flops(forward_flops(model, x), 1))
+        return _Probe(size, n, train_flops(forward_flops(model, x), 1), measured=True)
 
     try:
         # Shapes only: no memory, no arithmetic, so large candidates cost nothing.
@@ -293,6 +294,10 @@ def plan_sweep(
         probes = _probe_upward(model_cls, size_param, kwargs, measured_input, tokens_per_sample,
                                _candidate_sizes((lo, hi)), budgets[-1], spread, target_tokens_per_param)
     probes.sort(key=lambda p: p.params)
+    rule = "measured" if all(p.measured for p in probes) else "6N"
+    if flops == "measured" and rule == "6N":
+        raise ValueError(f"flops='measured' needs a model that is a torch.nn.Module, to run on "
+                         f"sample_input; {model_name(model_cls)} is not one (plan it with flops='6N')")
 
     hparams = {k: _scalar(v) for k, v in kwargs.items()}
     if seed is not None:
@@ -339,6 +344,7 @@ def plan_sweep(
     return SweepPlan(
         experiments=tuple(experiments), budgets=budgets, model=name, size_param=size_param,
         model_kwargs=kwargs, kind="isoflop", model_cls=model_cls, sample_input=sample_input,
+        flops_rule=rule, tokens_per_sample=float(tokens_per_sample),
     )
 
 

@@ -29,6 +29,7 @@ from flops_fit.results import experiment_id
 
 __all__ = [
     "CHINCHILLA_TOKENS_PER_PARAM",
+    "REPEAT_EPOCHS",
     "SIX_N",
     "Experiment",
     "SweepPlan",
@@ -38,6 +39,9 @@ __all__ = [
 ]
 
 _SCALARS = (str, int, float, bool, type(None))
+# Muennighoff et al. (2023), "Scaling Data-Constrained Language Models": up to about 4
+# epochs repeated data is almost as good as fresh data; beyond, its value decays fast.
+REPEAT_EPOCHS = 4.0
 
 
 def _scalar(value: Any) -> Any:
@@ -178,6 +182,14 @@ class SweepPlan:
     model_kwargs : dict
         The other constructor arguments.
     kind : {"isoflop", "grid"}
+    flops_rule : {"measured", "6N"} or None
+        How FLOPs per sample were counted: ``3 × forward_flops`` on the sample
+        input, or ``6 · N · tokens_per_sample`` (Kaplan et al. 2020).
+    tokens_per_sample : float
+        Tokens in one sample (1 for non-token data).
+    train_set_size : int or None
+        Distinct training samples available (set by ``find_optimal`` from the
+        dataset): :meth:`to_frame` then shows each run's passes over them.
     model_cls, sample_input
         What :func:`plan_sweep` received, kept (not serialised, not compared)
         so :meth:`estimate_time` can build the models.
@@ -189,6 +201,9 @@ class SweepPlan:
     size_param: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     kind: Literal["isoflop", "grid"] = "isoflop"
+    flops_rule: Literal["measured", "6N"] | None = None
+    tokens_per_sample: float = 1.0
+    train_set_size: int | None = None
     model_cls: Callable[..., torch.nn.Module] | None = field(default=None, compare=False)
     sample_input: Any = field(default=None, compare=False)
 
@@ -202,6 +217,11 @@ class SweepPlan:
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         if repeated:
             raise ValueError(f"SweepPlan has repeated experiments (same config): {repeated}")
+
+    @property
+    def compute_budgets(self) -> list[float] | None:
+        """The budgets as a list (flops-fit's name for :attr:`budgets`)."""
+        return None if self.budgets is None else list(self.budgets)
 
     @property
     def num_experiments(self) -> int:
@@ -224,20 +244,61 @@ class SweepPlan:
         return [e.config() for e in self.experiments]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per experiment: id, config, and for IsoFLOP plans D/N and train FLOPs."""
+        """One row per experiment: id, config, and for IsoFLOP plans the cost columns.
+
+        IsoFLOP plans add ``samples_per_param`` (D/N), ``train_flops``,
+        ``flops_vs_6N`` (FLOPs per sample over ``6 · N · tokens_per_sample``:
+        1 under the 6N rule; for measured plans it shows what 6N misses, e.g.
+        attention and weight reuse in convolutions), ``flops_per_token`` when
+        a sample holds several tokens, and ``epochs`` (passes over the
+        training set) when :attr:`train_set_size` is known. Columns an
+        experiment does not have are left out or NaN.
+        """
         rows = []
         for e in self.experiments:
             row = {"experiment_id": e.experiment_id, **e.config()}
             if e.compute_budget is not None:
                 row["samples_per_param"] = e.samples_per_param
                 row["train_flops"] = e.train_flops
+                row.update(self._cost(e))
             rows.append(row)
         frame = pd.DataFrame(rows)
         if self.kind == "isoflop" and rows:
             first = ["experiment_id", "compute_budget", self.size_param, "model_params",
-                     "train_samples", "samples_per_param", "flops_per_sample", "train_flops"]
+                     "train_samples", "samples_per_param", "flops_per_sample", "train_flops",
+                     "flops_vs_6N", "flops_per_token", "epochs"]
+            first = [c for c in first if c in frame.columns]
             frame = frame[first + [c for c in frame.columns if c not in first]]
         return frame
+
+    def _cost(self, e: Experiment) -> dict[str, float]:
+        out = {}
+        if e.flops_per_sample is not None and e.model_params:
+            out["flops_vs_6N"] = e.flops_per_sample / (SIX_N * e.model_params * self.tokens_per_sample)
+            if self.tokens_per_sample != 1:
+                out["flops_per_token"] = e.flops_per_sample / self.tokens_per_sample
+        if self.train_set_size and e.train_samples is not None:
+            out["epochs"] = e.train_samples / self.train_set_size
+        return out
+
+    def repeat_note(self, max_epochs: float = REPEAT_EPOCHS) -> str | None:
+        """A sentence on runs that pass over the training set more than ``max_epochs`` times, or None.
+
+        Muennighoff et al. (2023) find repeated data worth about as much as
+        fresh data up to ~4 epochs and quickly less beyond: there the fit's D
+        (samples seen) no longer means what Chinchilla's D (distinct tokens)
+        means.
+        """
+        if not self.train_set_size:
+            return None
+        epochs = [e.train_samples / self.train_set_size for e in self.experiments if e.train_samples]
+        many = [x for x in epochs if x > max_epochs]
+        if not many:
+            return None
+        return (f"{len(many)} of {len(epochs)} runs pass over the {self.train_set_size} training samples "
+                f"more than {max_epochs:g} times (up to {max(many):.3g}); beyond ~4 epochs repeated data is "
+                "worth less than fresh data (Muennighoff et al. 2023), so D there is not Chinchilla's D "
+                "(distinct tokens): use more data or smaller budgets")
 
     def __repr__(self) -> str:
         n = self.num_experiments
@@ -254,15 +315,29 @@ class SweepPlan:
                 f"  budgets (FLOPs): {budgets}",
                 f"  {n} experiments, {_fmt(total) if total else 0} training FLOPs in total",
             ]
-            cols = ["compute_budget", self.size_param, "model_params", "train_samples",
-                    "samples_per_param", "flops_per_sample"]
-            table = self.to_frame()[cols] if n else pd.DataFrame(columns=cols)
-            table = table.rename(columns={"compute_budget": "budget", "model_params": "params",
-                                          "train_samples": "samples", "samples_per_param": "samples/param",
-                                          "flops_per_sample": "FLOPs/sample"})
+            names = {"compute_budget": "budget", self.size_param: self.size_param, "model_params": "params",
+                     "train_samples": "samples", "samples_per_param": "samples/param",
+                     "flops_per_sample": "FLOPs/sample", "flops_per_token": "FLOPs/token",
+                     "flops_vs_6N": "FLOPs/6N", "epochs": "epochs"}
+            frame = self.to_frame()
+            table = frame[[c for c in names if c in frame.columns]].rename(columns=names)
         if n:
             lines.append(table.to_string(index=False, max_rows=20, float_format=_fmt))
+        if self.kind == "isoflop":
+            lines += [f"  note: {note}" for note in self._notes()]
         return "\n".join(lines)
+
+    def _notes(self) -> list[str]:
+        notes = []
+        if self.flops_rule == "6N":
+            per = f" x {self.tokens_per_sample:g} tokens per sample" if self.tokens_per_sample != 1 else ""
+            notes.append(f"FLOPs per sample are 6·N per token{per} (Kaplan et al. 2020), N from "
+                         f"{self.model}'s parameter count or num_params(); nothing was run")
+        elif self.flops_rule == "measured":
+            notes.append("FLOPs per sample are 3 x forward FLOPs measured on the sample input "
+                         "(FLOPs/6N compares them with the 6·N rule)")
+        repeat = self.repeat_note()
+        return notes + ([repeat] if repeat else [])
 
     def _repr_html_(self) -> str:
         # Jupyter: the summary lines, then the full table (up to 60 rows) as HTML.
@@ -284,6 +359,9 @@ class SweepPlan:
             "size_param": self.size_param,
             "model_kwargs": {k: _jsonable(v) for k, v in self.model_kwargs.items()},
             "budgets": list(self.budgets) if self.budgets is not None else None,
+            "flops_rule": self.flops_rule,
+            "tokens_per_sample": self.tokens_per_sample,
+            "train_set_size": self.train_set_size,
             "experiments": [asdict(e) for e in self.experiments],
         }
         text = json.dumps(data, indent=1)
@@ -298,7 +376,8 @@ class SweepPlan:
         if isinstance(source, Path) or not str(source).lstrip().startswith("{"):
             text = Path(source).read_text()
         data = json.loads(text)
-        allowed = {"kind", "model", "size_param", "model_kwargs", "budgets", "experiments"}
+        allowed = {"kind", "model", "size_param", "model_kwargs", "budgets", "experiments",
+                   "flops_rule", "tokens_per_sample", "train_set_size"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"Unknown keys in a SweepPlan JSON: {unknown}, expected {sorted(allowed)}")
@@ -316,6 +395,9 @@ class SweepPlan:
             size_param=data.get("size_param"),
             model_kwargs=data.get("model_kwargs") or {},
             kind=data.get("kind", "isoflop"),
+            flops_rule=data.get("flops_rule"),
+            tokens_per_sample=data.get("tokens_per_sample", 1.0),
+            train_set_size=data.get("train_set_size"),
         )
 
     def estimate_time(

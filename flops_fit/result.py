@@ -39,6 +39,7 @@ __all__ = [
     "Result",
     "chinchilla_loss",
     "estimate_flops_per_sample_per_param",
+    "nan_resamples",
     "optimal_allocation",
 ]
 
@@ -125,6 +126,20 @@ def estimate_flops_per_sample_per_param(train_flops: ArrayLike, N: ArrayLike, D:
     if ratio.size == 0:
         raise ValueError("Got no run with finite positive train_flops, N and D")
     return float(np.exp(np.mean(np.log(ratio))))
+
+
+def nan_resamples(samples: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], int]:
+    """Bootstrap samples (equal-length 1-D arrays) with every resample that is not finite in all set to NaN.
+
+    Returns the cleaned samples and how many resamples were set to NaN: a
+    resample that blows up (overflow, no minimum) counts once, as a failed
+    fit, instead of feeding infinities to the intervals.
+    """
+    arrays = {k: np.asarray(v, float) for k, v in samples.items()}
+    if not arrays:
+        return arrays, 0
+    bad = ~np.all(np.isfinite(np.stack(list(arrays.values()))), axis=0)
+    return {k: np.where(bad, np.nan, v) for k, v in arrays.items()}, int(bad.sum())
 
 
 def _law(method: str, p: Mapping[str, Any], C: np.ndarray, k: float):
@@ -275,9 +290,17 @@ class Result:
         if C.ndim != 1 or not np.all(np.isfinite(C) & (C > 0)):
             raise ValueError(f"Got C={C.tolist()}, expected positive finite FLOPs")
         k = self.flops_per_sample_per_param
-        point = _law(self.method, self.params, C, k)
         boot = {n: np.asarray(v, float)[:, None] for n, v in self.bootstrap.items()}
-        samples = _law(self.method, boot, C, k) if boot else [np.empty((0, C.size))] * 3
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            point = _law(self.method, self.params, C, k)
+            samples = _law(self.method, boot, C, k) if boot else [np.empty((0, C.size))] * 3
+        samples = [np.broadcast_to(np.asarray(smp, float), (len(samples[0]), C.size)) for smp in samples]
+        fitted = np.all(np.isfinite(np.hstack(list(boot.values()))), axis=1) if boot else np.zeros(0, bool)
+        overflow = fitted & ~np.all(np.isfinite(np.hstack(samples)), axis=1) if boot else fitted
+        if overflow.any():
+            warnings.warn(f"{int(overflow.sum())} of {len(overflow)} bootstrap resamples overflow at "
+                          f"C = {C.max():.3g} FLOPs; they are NaN in the intervals", UserWarning, stacklevel=2)
+        samples = [np.where(np.isfinite(smp), smp, np.nan) for smp in samples]
         out = {"compute_budget": C}
         for name, est, smp in zip(("N_opt", "D_opt", "loss_opt"), point, samples, strict=True):
             lo, hi = self._interval(np.asarray(smp, float))

@@ -35,6 +35,7 @@ from flops_fit.result import (
     Result,
     chinchilla_loss,
     estimate_flops_per_sample_per_param,
+    nan_resamples,
     optimal_allocation,
 )
 
@@ -429,15 +430,22 @@ def fit_isoflop(
             "; sample sizes on both sides of their optimum", UserWarning, stacklevel=2)
     lC = np.log(table["budget"].to_numpy(float)[used])
     params, samples = {}, {}
-    for j, (exp_name, k_name) in enumerate((("a", "k_N"), ("b", "k_D"), ("c", "k_L"))):
-        ly = np.stack([boot[i][j] for i in np.flatnonzero(used)], axis=1)  # (1 + R, B)
-        slope, icpt = _power_law(lC, ly)
-        params[exp_name], params[k_name] = float(slope[0]), float(np.exp(icpt[0]))
-        samples[exp_name], samples[k_name] = slope[1:], np.exp(icpt[1:])
+    with np.errstate(over="ignore", invalid="ignore"):  # a wild resample overflows exp: NaN below
+        for j, (exp_name, k_name) in enumerate((("a", "k_N"), ("b", "k_D"), ("c", "k_L"))):
+            ly = np.stack([boot[i][j] for i in np.flatnonzero(used)], axis=1)  # (1 + R, B)
+            slope, icpt = _power_law(lC, ly)
+            params[exp_name], params[k_name] = float(slope[0]), float(np.exp(icpt[0]))
+            samples[exp_name], samples[k_name] = slope[1:], np.exp(icpt[1:])
+    samples, n_bad = nan_resamples(samples)
+    message = f"power laws over {int(used.sum())} of {len(table)} budgets"
+    if n_bad:
+        note = (f"{n_bad} of {n_bootstrap} bootstrap resamples gave no finite power law (a budget "
+                "without a minimum, or an overflow) and are NaN in the intervals")
+        message += f"; {note}"
+        warnings.warn(note, UserWarning, stacklevel=2)
     return Result(
         method="isoflop", params=params, bootstrap=samples if n_bootstrap else {},
         flops_per_sample_per_param=float(flops_per_sample_per_param),
         data=pd.DataFrame({"budget": C, "N": N, "D": D, "loss": L}),
-        ci_level=ci_level, converged=True,
-        message=f"power laws over {int(used.sum())} of {len(table)} budgets", budgets=table,
+        ci_level=ci_level, converged=True, message=message, budgets=table,
     )

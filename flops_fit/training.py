@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, default_collate
 
 from flops_fit.contracts import build_model, to_device
+from flops_fit.contracts import scalar_loss as _scalar_loss
 from flops_fit.runner import DivergedError
 
 __all__ = [
@@ -135,13 +136,6 @@ def _batch_size(x: Any) -> int:
 def _loader(dataset: Dataset, order: list[int], batch_size: int, collate_fn: Callable | None) -> DataLoader:
     sampler = BatchSampler(order, batch_size=batch_size, drop_last=False)
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate_fn or default_collate)
-
-
-def _scalar_loss(loss: Any) -> torch.Tensor:
-    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-        got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise TypeError(f"loss_fn must return a scalar tensor (mean over the batch), got {got}")
-    return loss.reshape(())
 
 
 @torch.no_grad()
@@ -264,6 +258,11 @@ class Trainer:
         size and sampler are not used: the plan sets the order).
     loss_fn : callable
     settings : TrainSettings
+    eval_dataset : Dataset or DataLoader, optional
+        Held-out data that scores every run (all of it); then all of
+        ``dataset`` trains. Default: a seeded ``settings.holdout_fraction`` of
+        ``dataset`` (a split by sample; pass this for a split by file, by
+        subject, or any split the samples' order does not give).
     """
 
     model_cls: Callable[..., nn.Module]
@@ -272,16 +271,21 @@ class Trainer:
     loss_fn: Callable
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     settings: TrainSettings = TrainSettings()
+    eval_dataset: Any = None
 
     def __call__(self, config: Mapping[str, Any], run_dir: str | Path, *, device: str = "cpu") -> dict[str, Any]:
         """Train one experiment; returns flat measurements (see the module docstring)."""
         for key in ("train_samples", self.size_param):
             if key not in config:
                 raise KeyError(f"config has no {key!r}; the Trainer runs plans made by plan_sweep")
-        dataset, collate_fn = self.dataset, None
-        if isinstance(dataset, DataLoader):
-            dataset, collate_fn = dataset.dataset, dataset.collate_fn
-        train_idx, hold_idx = split_indices(len(dataset), self.settings.holdout_fraction, self.settings.split_seed)
+        dataset, collate_fn = _unwrap(self.dataset)
+        if self.eval_dataset is None:
+            train_idx, hold_idx = split_indices(len(dataset), self.settings.holdout_fraction,
+                                                self.settings.split_seed)
+            eval_set, eval_collate = dataset, collate_fn
+        else:
+            eval_set, eval_collate = _unwrap(self.eval_dataset)
+            train_idx, hold_idx = list(range(len(dataset))), list(range(len(eval_set)))
         model = build_model(self.model_cls, self.size_param, config[self.size_param], self.model_kwargs)
         model.to(device)
         t0 = time.perf_counter()
@@ -290,8 +294,8 @@ class Trainer:
             settings=self.settings, device=device, collate_fn=collate_fn,
         )
         train_time = time.perf_counter() - t0
-        final = evaluate(model, dataset, hold_idx, self.loss_fn, batch_size=self.settings.batch_size,
-                         device=device, collate_fn=collate_fn)
+        final = evaluate(model, eval_set, hold_idx, self.loss_fn, batch_size=self.settings.batch_size,
+                         device=device, collate_fn=eval_collate)
         if not math.isfinite(final):
             raise DivergedError(f"held-out loss is {final} after {summary['samples_seen']} samples")
         _write_history(Path(run_dir) / "history.csv", history)
@@ -299,6 +303,13 @@ class Trainer:
         if config.get("flops_per_sample") is not None:
             out["train_flops"] = summary["samples_seen"] * float(config["flops_per_sample"])
         return out
+
+
+def _unwrap(data: Any) -> tuple[Dataset, Callable | None]:
+    """A DataLoader's dataset and collate_fn (its sampler and batch size are not used)."""
+    if isinstance(data, DataLoader):
+        return data.dataset, data.collate_fn
+    return data, None
 
 
 def _write_history(path: Path, history: list[dict[str, float]]) -> None:

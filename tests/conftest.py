@@ -17,3 +17,13 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def no_planning(monkeypatch):
+    """Planning must not start while any input is bad: find_optimal's plan_sweep raises if reached."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("planning started before validation finished")
+
+    monkeypatch.setattr("flops_fit.api.plan_sweep", boom)

@@ -135,7 +135,7 @@ def test_dataset_or_loader_passes_and_gives_its_length(dataset) -> None:
         (torch.zeros(3, 4), TypeError, r"^Expected a torch.utils.data.Dataset or DataLoader, got Tensor$"),
         (Stream(), TypeError, r"^Expected a torch.utils.data.Dataset with __len__ and __getitem__ \(map-style\), got Stream"),
         (_pairs(0), ValueError, r"^Expected a torch.utils.data.Dataset with at least one sample, got an empty TensorDataset"),
-        (TensorDataset(torch.zeros(3, 4)), TypeError, r"^Expected a torch.utils.data.Dataset of \(input, target\) pairs, got items of type tuple of length 1"),
+        (TensorDataset(torch.zeros(3, 4)), TypeError, r"^Expected a torch.utils.data.Dataset of \(input, target\) pairs or of single tensors, got items of type tuple of length 1"),
     ],
 )
 def test_dataset_errors_start_with_what_was_expected(dataset, error, match) -> None:

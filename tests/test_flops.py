@@ -89,3 +89,16 @@ def test_fft_and_train_flops_scalars() -> None:
     assert fft_flops(1024) == 5 * 1024 * 10
     assert fft_flops(1024, real=True) == 2.5 * 1024 * 10
     assert train_flops(100.0, 7) == 2100.0
+
+
+class _Attention(nn.Module):
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        return nn.functional.scaled_dot_product_attention(q, q, q, is_causal=True)
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_attention_counts_both_matmuls_on_every_device(device: str) -> None:
+    batch, heads, t, d = 2, 3, 16, 8
+    q = torch.randn(batch, heads, t, d, device=device)
+    # Q K^T and A V: 2·t·t·d FLOPs each per head, no saving for the causal mask.
+    assert forward_flops(_Attention(), q) == heads * 2 * (2 * t * t * d)

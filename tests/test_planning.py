@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -276,7 +277,10 @@ def test_repr_shows_model_budgets_count_and_table(mlp_plan: SweepPlan) -> None:
     assert lines[0] == "SweepPlan: IsoFLOP sweep of MLP over width (model_kwargs={'in_features': 4})"
     assert lines[1] == "  budgets (FLOPs): 1e+06, 1e+07, 1e+08"
     assert lines[2].startswith("  21 experiments, ")
-    assert lines[3].split() == ["budget", "width", "params", "samples", "samples/param", "FLOPs/sample"]
+    assert lines[3].split() == ["budget", "width", "params", "samples", "samples/param", "FLOPs/sample",
+                                "FLOPs/6N"]
+    assert lines[-1] == ("  note: FLOPs per sample are 6·N per token (Kaplan et al. 2020), N from MLP's "
+                         "parameter count or num_params(); nothing was run")
     assert len(lines) < 30  # a preview, not a dump
     html = mlp_plan._repr_html_()
     assert html.startswith("<pre>SweepPlan: IsoFLOP sweep of MLP") and html.count("<tr") == 22
@@ -355,3 +359,24 @@ def test_probing_large_candidates_is_cheap_on_meta() -> None:
     assert plan.num_experiments == 14
     assert max(e.model_params for e in plan.experiments) > 1e6
     assert math.isclose(plan.total_flops, sum(e.train_flops for e in plan.experiments))
+
+
+def test_passes_over_the_data_and_the_repeat_note(mlp_plan: SweepPlan) -> None:
+    assert mlp_plan.repeat_note() is None and "epochs" not in mlp_plan.to_frame()  # no dataset: unknown
+    most = max(e.train_samples for e in mlp_plan.experiments)
+    at_four = dataclasses.replace(mlp_plan, train_set_size=most / 4)
+    assert at_four.to_frame()["epochs"].max() == pytest.approx(4.0) and at_four.repeat_note() is None
+    below = dataclasses.replace(mlp_plan, train_set_size=most // 5)
+    n = int((below.to_frame()["epochs"] > 4).sum())
+    assert below.repeat_note().startswith(f"{n} of 21 runs pass over the {most // 5} training samples more than "
+                                          "4 times (up to 5")
+    assert repr(below).splitlines()[-1] == f"  note: {below.repeat_note()}"
+    assert SweepPlan.from_json(below.to_json()) == below
+
+
+def test_tokens_per_sample_gives_flops_per_token_and_the_six_n_ratio_stays_one() -> None:
+    plan = plan_sweep(MLP, "width", None, [1e8, 1e9], tokens_per_sample=16, sizes=[4, 8, 16])
+    frame = plan.to_frame()
+    assert (frame["flops_per_token"] == 6 * frame["model_params"]).all()
+    assert frame["flops_vs_6N"].eq(1.0).all() and plan.compute_budgets == [1e8, 1e9]
+    assert "x 16 tokens per sample" in repr(plan)

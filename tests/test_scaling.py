@@ -8,6 +8,7 @@ C = 6ND, N* = 4.130e10, D* = 4.036e12, L* = 1.9112 (closed form, their eq. 4).
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 
 import matplotlib
@@ -322,3 +323,34 @@ def test_result_validation(small_results):
     with pytest.raises(ValueError, match=r"Got params \['E'\] for method='parametric'"):
         Result(method="parametric", params={"E": 1.0}, bootstrap={},
                flops_per_sample_per_param=6.0, data=parametric.data)
+
+
+def _two_noisy_budgets() -> pd.DataFrame:
+    """Two budgets 4 % apart with noisy parabolas: bootstrap slopes of +-30 decades per decade."""
+    rng = np.random.default_rng(1)
+    rows = [{"compute_budget": c, "model_params": n, "train_samples": c / (6 * n),
+             "final_test_loss": 2 + 0.1 * np.log(n / 1e4) ** 2 + rng.normal(0, 0.3)}
+            for c in (1e10, 1.04e10) for n in np.geomspace(1e3, 1e5, 5)]
+    return pd.DataFrame(rows)
+
+
+def test_bootstrap_blow_ups_are_counted_once_not_a_warning_storm():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = fit_isoflop(_two_noisy_budgets(), n_bootstrap=200)
+        fit.chinchilla_table()
+        fit.predict(1e15)
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)]  # no numpy overflow
+    messages = [str(w.message) for w in caught]
+    n_bad = int(np.isnan(fit.bootstrap["k_N"]).sum())
+    assert 0 < n_bad < 200
+    assert messages[0] == (f"{n_bad} of 200 bootstrap resamples gave no finite power law (a budget without a "
+                           "minimum, or an overflow) and are NaN in the intervals")
+    assert messages[0] in fit.message
+    assert len(messages) == 3 and all(re.match(r"^\d+ of 200 bootstrap resamples overflow at C = ", m)
+                                       for m in messages[1:])
+    # A resample is NaN in every parameter or in none, and no interval holds an infinity.
+    boot = np.stack([fit.bootstrap[k] for k in fit.params])
+    assert (np.isnan(boot).all(axis=0) | np.isfinite(boot).all(axis=0)).all()
+    assert np.isfinite(fit.summary()[["ci_low", "ci_high"]].to_numpy()).all()
+    assert np.isfinite(fit.predict(1e15).filter(like="_high").to_numpy()).all()
