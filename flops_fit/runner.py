@@ -25,6 +25,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -327,14 +328,21 @@ def _execute_one(
     }
 
 
+_BROKEN_POOL_HINT = (
+    " (a worker process died: killed, out of memory, or crashed; in a script, a process pool "
+    "needs the sweep under `if __name__ == \"__main__\":` since spawned workers import the main module)"
+)
+
+
 def _lost_record(eid: str, config: dict[str, Any], device: str, exc: BaseException) -> dict[str, Any]:
     """Record of an experiment whose worker failed (killed, unpicklable fn...)."""
+    hint = _BROKEN_POOL_HINT if isinstance(exc, BrokenProcessPool) else ""
     return {
         "experiment_id": eid,
         "config": config,
         "measurements": {},
         "status": "failed",
-        "error": _error_text(exc),
+        "error": _error_text(exc) + hint,
         "started_at": None,
         "wall_time_s": None,
         "device": device,
