@@ -11,12 +11,14 @@ from __future__ import annotations
 import concurrent.futures as cf
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 from torch import nn
 
 from flops_fit.contracts import validate_dataset, validate_loss, validate_model
+from flops_fit.fingerprint import FINGERPRINT_KEYS, sweep_fingerprint
 from flops_fit.planning import SweepPlan, plan_sweep, validate_budgets
 from flops_fit.training import Trainer, TrainSettings
 
@@ -45,6 +47,31 @@ def _smallest(sizes: Any) -> Any:
         return min(sizes) if sizes is not None and len(sizes) else None
     except TypeError:  # mixed or odd values: plan_sweep names the problem
         return None
+
+
+def _check_training_inputs(n_samples: int, model_kwargs: Mapping[str, Any] | None, settings: Any, *,
+                           will_train: bool) -> None:
+    """What training needs beyond a valid dataset and loss: settings, samples to hold out and train on."""
+    if settings is not None and not isinstance(settings, TrainSettings):
+        raise TypeError(f"Got settings of type {type(settings).__name__}, expected a TrainSettings")
+    if will_train and n_samples < 2:
+        raise ValueError(
+            f"Got a dataset of {n_samples} sample, expected at least 2: every run is scored "
+            "on held-out samples and trained on the rest"
+        )
+    taken = sorted(set(FINGERPRINT_KEYS) & set(model_kwargs or {}))
+    if taken:
+        raise ValueError(
+            f"Got model_kwargs named {taken}, expected other names: find_optimal records "
+            f"what each run trains on under {list(FINGERPRINT_KEYS)}"
+        )
+
+
+def _trained_on(plan: SweepPlan, fingerprint: Mapping[str, str]) -> SweepPlan:
+    """The plan with what its runs train on in every config, so the ids (and resume) follow it."""
+    experiments = [replace(e, experiment_id="", hparams={**e.hparams, **fingerprint})
+                   for e in plan.experiments]
+    return replace(plan, experiments=tuple(experiments))
 
 
 def find_optimal(
@@ -95,7 +122,10 @@ def find_optimal(
     executor : concurrent.futures.Executor, optional
         Passed to :func:`flops_fit.runner.run_sweep`.
     resume : bool
-        Skip experiments already finished in ``output_dir``.
+        Skip experiments already finished in ``output_dir`` on the same data,
+        loss and settings: each config records them (``dataset_fingerprint``,
+        ``loss_fn``, ``train_settings``; see :mod:`flops_fit.fingerprint`), so
+        another dataset in the same folder starts new runs.
     sample_input : tensor or tuple, optional
         A batch the model accepts, to measure FLOPs per sample
         (``3 × forward_flops``). Default: the dataset's first input when a
@@ -130,14 +160,14 @@ def find_optimal(
     ------
     TypeError, ValueError
         In this order: a bad model, a bad dataset, a bad loss, missing or bad
-        budgets (fewer than 2 when training), an infeasible budget. Nothing is
+        budgets (fewer than 2 when training), bad settings or a dataset of
+        fewer than 2 samples (when training), an infeasible budget. Nothing is
         planned or trained before all the inputs pass. After training, a
         ValueError if the fit fails (e.g. no budget has its minimum inside the
         sampled sizes); the runs stay in ``output_dir`` for resume.
     """
     validate_model(model_cls, model_size_param, model_kwargs, probe_size=_smallest(sizes))
-    if dataset is not None:
-        validate_dataset(dataset)
+    n_samples = validate_dataset(dataset) if dataset is not None else None
     if loss_fn is not None:
         validate_loss(loss_fn)
     if compute_budgets is None:
@@ -150,6 +180,8 @@ def find_optimal(
             f"compute_budgets, got {[f'{b:g}' for b in budgets]}; add budgets, or pass train=False "
             "to see the plan"
         )
+    if dataset is not None and loss_fn is not None:
+        _check_training_inputs(n_samples, model_kwargs, settings, will_train=will_train)
     if sample_input is None and dataset is not None and flops != "6N":
         sample_input = _first_input(dataset)
     plan = plan_sweep(
@@ -157,6 +189,10 @@ def find_optimal(
         num_sizes_per_budget=num_sizes_per_budget, sizes=sizes, sample_input=sample_input,
         tokens_per_sample=tokens_per_sample, flops=flops, seed=seed, **plan_options,
     )
+    if dataset is not None and loss_fn is not None:
+        # What the runs train on is part of each id: the same folder with other data,
+        # another loss or other settings starts new runs instead of resuming old ones.
+        plan = _trained_on(plan, sweep_fingerprint(dataset, loss_fn, settings or TrainSettings()))
     if not will_train:
         if train and (dataset is not None or loss_fn is not None):
             missing = "loss_fn" if dataset is not None else "dataset"
