@@ -6,7 +6,9 @@ included), so a crashed sweep never leaves a stale lock behind. The holder
 writes its PID, host and start time into the file, and a second process that
 finds the folder taken stops at once with :class:`FolderLockedError` naming
 them. The lock is per open file, so a second :class:`FolderLock` on the same
-folder in the same process is refused too.
+folder in the same process is refused too. A child forked while the lock is
+held (a ``fork`` process pool) closes its copy at once: it does not keep the
+folder locked when its parent dies.
 
 ``flock`` exists on Linux and macOS; where :mod:`fcntl` is missing (Windows)
 the folder is not locked.
@@ -18,6 +20,7 @@ import json
 import os
 import socket
 import time
+import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,22 @@ __all__ = ["LOCK_NAME", "FolderLock", "FolderLockedError"]
 
 LOCK_NAME = ".lock"
 _HOLDER_WAIT_S = 1.0  # how long to wait for a holder that has the lock but has not yet said who it is
+_HELD: weakref.WeakSet[FolderLock] = weakref.WeakSet()  # locks this process holds
+
+
+def _drop_inherited_locks() -> None:
+    # Runs in a forked child. A flock belongs to the open file, which the child shares:
+    # closing the child's copy leaves the parent's lock alone, and the lock then ends
+    # with the parent instead of with its last forked worker.
+    for lock in list(_HELD):
+        fd, lock._fd = lock._fd, None
+        if fd is not None:
+            os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_inherited_locks)
 
 
 class FolderLockedError(RuntimeError):
@@ -95,10 +114,12 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
         self._fd = fd
+        _HELD.add(self)
 
     def release(self) -> None:
         """Give the lock up (closing the file releases the flock); a no-op when not held."""
         fd, self._fd = self._fd, None
+        _HELD.discard(self)
         if fd is not None:
             os.ftruncate(fd, 0)  # the next reader must not see a holder that is gone
             os.close(fd)
