@@ -9,7 +9,8 @@ call's runs. :func:`sweep_fingerprint` gives the entries that tell them apart:
 - ``dataset_fingerprint``: the dataset's type, length and a SHA-256 of up to 8
   evenly spaced items (tensor bytes, dtypes and shapes);
 - ``loss_fn``: the loss's qualified name and its public scalar attributes
-  (``torch.nn.modules.loss.HuberLoss(delta=2.0, reduction='mean')``);
+  (``torch.nn.modules.loss.HuberLoss(delta=2.0, reduction='mean')``), or a
+  partial's function and bound arguments;
 - ``train_settings``: the :class:`~flops_fit.training.TrainSettings` as JSON.
 
 They are stable across processes (no memory addresses), so the same call
@@ -18,10 +19,13 @@ resumes, and readable in the results table.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
-from collections.abc import Mapping
+import random
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -43,7 +47,8 @@ def _qualname(obj: Any) -> str:
 def _feed(h: Any, value: Any) -> None:
     """Hash ``value``'s content: tensors and arrays by bytes, containers element-wise."""
     if isinstance(value, torch.Tensor):
-        t = value.detach().cpu().contiguous()
+        t = value.detach().cpu()
+        t = (t if t.layout == torch.strided else t.to_dense()).contiguous()
         h.update(f"tensor{t.dtype}{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     elif isinstance(value, np.ndarray) and value.dtype != object:
@@ -63,8 +68,29 @@ def _feed(h: Any, value: Any) -> None:
         h.update(_qualname(value).encode())
 
 
+@contextlib.contextmanager
+def _fixed_seeds() -> Iterator[None]:
+    """Seed Python, numpy and torch for the block, then put their states back.
+
+    Items drawn with random augmentation then hash the same in every call.
+    """
+    py, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002 - the global one is the point
+    with torch.random.fork_rng(devices=[]):
+        random.seed(0)
+        np.random.seed(0)  # noqa: NPY002
+        torch.manual_seed(0)
+        try:
+            yield
+        finally:
+            random.setstate(py)
+            np.random.set_state(np_state)  # noqa: NPY002
+
+
 def dataset_fingerprint(dataset: Any) -> str:
     """``"<type> n=<len> sha256:<16 hex>"`` of a map-style dataset (a DataLoader's own).
+
+    The items are read with Python, numpy and torch seeded (their states are
+    restored after), so a dataset that augments at random gets one fingerprint.
 
     Examples
     --------
@@ -75,9 +101,10 @@ def dataset_fingerprint(dataset: Any) -> str:
     data = dataset.dataset if isinstance(dataset, DataLoader) else dataset
     n = len(data)
     h = hashlib.sha256()
-    for i in sorted({round(x) for x in np.linspace(0, n - 1, min(n, _ITEMS_HASHED))}):
-        h.update(str(i).encode())
-        _feed(h, data[i])
+    with _fixed_seeds():
+        for i in sorted({round(x) for x in np.linspace(0, n - 1, min(n, _ITEMS_HASHED))}):
+            h.update(str(i).encode())
+            _feed(h, data[i])
     return f"{_qualname(data)} n={n} sha256:{h.hexdigest()[:16]}"
 
 
@@ -89,6 +116,11 @@ def loss_name(loss_fn: Any) -> str:
     >>> loss_name(torch.nn.HuberLoss(delta=2.0))
     "torch.nn.modules.loss.HuberLoss(delta=2.0, reduction='mean')"
     """
+    if isinstance(loss_fn, functools.partial):
+        bound = [repr(a) if isinstance(a, _SCALARS) else _qualname(a) for a in loss_fn.args]
+        bound += [f"{k}={v!r}" if isinstance(v, _SCALARS) else f"{k}={_qualname(v)}"
+                  for k, v in sorted(loss_fn.keywords.items())]
+        return f"functools.partial({', '.join([loss_name(loss_fn.func), *bound])})"
     name = _qualname(loss_fn)
     if isinstance(loss_fn, type) or not hasattr(loss_fn, "__dict__") or hasattr(loss_fn, "__code__"):
         return name  # a function or a class: its name is all that is stable

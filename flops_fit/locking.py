@@ -132,7 +132,8 @@ class FolderLock:
             return None
 
     def __del__(self) -> None:  # a store dropped without close() must not keep its folder
-        self.release()
+        if self._fd is not None:
+            self.release()
 
 
 def _parse(data: bytes) -> dict[str, Any] | None:

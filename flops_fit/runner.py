@@ -410,7 +410,11 @@ def run_sweep(
         and is NaN or infinite marks the run failed (``DivergedError``).
         It must pickle (a module-level function) for process executors.
     output_dir : str or pathlib.Path
-        The sweep folder (see :mod:`flops_fit.results`).
+        The sweep folder (see :mod:`flops_fit.results`). It is locked while
+        the sweep runs: a second sweep into it raises
+        :class:`~flops_fit.locking.FolderLockedError` at once, naming this
+        process; a folder whose table holds rows its log does not is refused
+        (``FileExistsError``) rather than overwritten.
     executor : concurrent.futures.Executor, optional
         Runs experiments concurrently (see :mod:`flops_fit.executors`); the
         default runs them one after the other in this process. Only this
