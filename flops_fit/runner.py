@@ -39,6 +39,7 @@ from flops_fit.results import BOOKKEEPING_COLUMNS, ResultsStore, experiment_id
 
 __all__ = [
     "DivergedError",
+    "check_output_dir",
     "library_versions",
     "resolve_device",
     "run_sweep",
@@ -382,6 +383,22 @@ def _configs(experiments: Any, seed: int) -> dict[str, dict[str, Any]]:
         config["seed"] = _check_seed(config.get("seed", seed), f"experiment {i} seed")
         configs.setdefault(experiment_id(config), config)
     return configs
+
+
+def check_output_dir(output_dir: str | Path) -> None:
+    """Fail now if :func:`run_sweep` could not write ``output_dir`` (created if missing).
+
+    For callers with long work before the sweep (simulating its data): the
+    folder is opened as the sweep opens it, then closed again.
+
+    Raises
+    ------
+    flops_fit.locking.FolderLockedError
+        Another process writes the folder (the message names it).
+    FileExistsError
+        Its ``study_results.csv`` holds rows its ``runs.jsonl`` does not.
+    """
+    ResultsStore(output_dir).close()
 
 
 def run_sweep(

@@ -163,6 +163,12 @@ def test_a_folder_holding_only_a_table_is_refused_and_kept(tmp_path):
     assert not (folder / LOG_NAME).exists()
 
 
+def test_run_study_into_a_copied_table_stops_before_simulating(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment, "load_or_simulate", lambda *a: pytest.fail("simulated"))
+    with pytest.raises(FileExistsError, match="holds 5 of 5 rows"):
+        run_study(_table(tmp_path, 5), light=True, progress=False, device="cpu")
+
+
 def test_a_table_with_rows_the_log_lacks_is_refused(tmp_path):
     run_sweep([{"x": 1}], sleepy, tmp_path, progress=False, device="cpu")
     table = pd.read_csv(tmp_path / TABLE_NAME)

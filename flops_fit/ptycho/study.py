@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 
-from flops_fit.locking import FolderLock
 from flops_fit.planning import SweepPlan, grid, plan_sweep
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.experiment import (
@@ -35,7 +34,7 @@ from flops_fit.ptycho.experiment import (
     train_and_evaluate,
 )
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
-from flops_fit.runner import run_sweep
+from flops_fit.runner import check_output_dir, run_sweep
 
 __all__ = [
     "CPU_BUDGETS",
@@ -235,17 +234,6 @@ def _check_models(configs: Sequence[Mapping[str, Any]]) -> None:
                             input_transform=c["fno_input_transform"], N=data_config(c["data"]).N)
 
 
-def _check_folder_free(output_dir: Path) -> None:
-    """Fail at once if another process writes ``output_dir``, before minutes of simulation.
-
-    The sweep itself holds the folder's lock (:class:`~flops_fit.results.ResultsStore`);
-    this only asks early.
-    """
-    probe = FolderLock(output_dir)
-    probe.acquire()
-    probe.release()
-
-
 def run_study(
     output_dir: str | Path,
     *,
@@ -332,8 +320,7 @@ def run_study(
             ).configs()
         ]
     _check_models(configs)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    _check_folder_free(output_dir)
+    check_output_dir(output_dir)  # a busy folder fails now, not after minutes of simulation
     cache = str(cache_dir or output_dir / "data_cache")
     # The data once, here, before any run: a config the simulation rejects fails now, not
     # in every run; and workers read the cache instead of each simulating it.
