@@ -65,10 +65,11 @@ def test_twenty_sigkills_at_random_moments_lose_and_duplicate_nothing(tmp_path):
         assert f["kills"] >= 20, workers
         assert (f["lost"], f["duplicated"], f["unparseable"], f["torn"]) == (0, 0, 0, 0), (workers, f)
         assert f["orphans"] == 0 and f["temp_files"] == 0, (workers, f)
-    # A kill re-runs at most the run in flight; with a pool, the runs in flight and the
-    # few queued ones orphaned workers start before they notice their parent is gone.
+    # A kill re-runs at most the run in flight. With a pool: the runs in flight, the few
+    # queued ones orphaned workers start before they notice, and results finished but not
+    # yet recorded by the parent (about 4.5 per kill here; bounded, not a runaway).
     assert figures["workers=0"]["rerun"] <= figures["workers=0"]["kills"]
-    assert figures["workers=2"]["rerun"] <= 6 * figures["workers=2"]["kills"]
+    assert figures["workers=2"]["rerun"] <= 10 * figures["workers=2"]["kills"]
 
 
 _POOL_SWEEP = """
