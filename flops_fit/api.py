@@ -29,6 +29,7 @@ from flops_fit.contracts import (
     validate_loss,
     validate_model,
 )
+from flops_fit.fingerprint import FINGERPRINT_KEYS, sweep_fingerprint
 from flops_fit.planning import SweepPlan, plan_sweep, validate_budgets
 from flops_fit.training import Trainer, TrainSettings, split_indices
 
@@ -138,6 +139,31 @@ def _smallest(sizes: Any) -> Any:
         return None
 
 
+def _check_training_inputs(n_samples: int, model_kwargs: Mapping[str, Any] | None, settings: Any, *,
+                           will_train: bool) -> None:
+    """What training needs beyond a valid dataset and loss: settings, samples to hold out and train on."""
+    if settings is not None and not isinstance(settings, TrainSettings):
+        raise TypeError(f"Got settings of type {type(settings).__name__}, expected a TrainSettings")
+    if will_train and n_samples < 2:
+        raise ValueError(
+            f"Got a dataset of {n_samples} sample, expected at least 2: every run is scored "
+            "on held-out samples and trained on the rest"
+        )
+    taken = sorted(set(FINGERPRINT_KEYS) & set(model_kwargs or {}))
+    if taken:
+        raise ValueError(
+            f"Got model_kwargs named {taken}, expected other names: find_optimal records "
+            f"what each run trains on under {list(FINGERPRINT_KEYS)}"
+        )
+
+
+def _trained_on(plan: SweepPlan, fingerprint: Mapping[str, str]) -> SweepPlan:
+    """The plan with what its runs train on in every config, so the ids (and resume) follow it."""
+    experiments = [dataclasses.replace(e, experiment_id="", hparams={**e.hparams, **fingerprint})
+                   for e in plan.experiments]
+    return dataclasses.replace(plan, experiments=tuple(experiments))
+
+
 def find_optimal(
     model_cls: Callable[..., nn.Module],
     model_size_param: str,
@@ -194,7 +220,10 @@ def find_optimal(
     executor : concurrent.futures.Executor, optional
         Passed to :func:`flops_fit.runner.run_sweep`.
     resume : bool
-        Skip experiments already finished in ``output_dir``.
+        Skip experiments already finished in ``output_dir`` on the same data,
+        loss and settings: each config records them (``dataset_fingerprint``,
+        ``loss_fn``, ``train_settings``; see :mod:`flops_fit.fingerprint`), so
+        another dataset in the same folder starts new runs.
     sample_input : tensor or tuple, optional
         A batch the model accepts, to measure FLOPs per sample
         (``3 × forward_flops``). Default: the dataset's first input when a
@@ -234,7 +263,8 @@ def find_optimal(
         In this order: an unknown keyword (there is no ``mode``), a bad model,
         a bad dataset (then ``eval_dataset``), a bad loss, a model or loss
         that fails on one batch (when training), missing or bad budgets
-        (fewer than 2 when training), an infeasible budget. Nothing is
+        (fewer than 2 when training), bad settings or a dataset of fewer than
+        2 samples (when training), an infeasible budget. Nothing is
         planned or trained before all the inputs pass. After training, a
         ValueError if the fit fails (e.g. no budget has its minimum inside the
         sampled sizes); the runs stay in ``output_dir`` for resume.
@@ -242,8 +272,7 @@ def find_optimal(
     _check_plan_options(plan_options)
     probe_size = _smallest(sizes)
     validate_model(model_cls, model_size_param, model_kwargs, probe_size=probe_size)
-    if dataset is not None:
-        validate_dataset(dataset)
+    n_samples = validate_dataset(dataset) if dataset is not None else None
     if eval_dataset is not None:
         validate_dataset(eval_dataset)
     if loss_fn is not None:
@@ -260,6 +289,8 @@ def find_optimal(
             f"compute_budgets, got {[f'{b:g}' for b in budgets]}; add budgets, or pass train=False "
             "to see the plan"
         )
+    if dataset is not None and loss_fn is not None:
+        _check_training_inputs(n_samples, model_kwargs, settings, will_train=will_train)
     if sample_input is None and dataset is not None and flops != "6N":
         sample_input = _first_input(dataset)
     plan = plan_sweep(
@@ -267,6 +298,12 @@ def find_optimal(
         num_sizes_per_budget=num_sizes_per_budget, sizes=sizes, sample_input=sample_input,
         tokens_per_sample=tokens_per_sample, flops=flops, seed=seed, **plan_options,
     )
+    if dataset is not None and loss_fn is not None:
+        # What the runs train on is part of each id: the same folder with other data,
+        # another loss or other settings starts new runs instead of resuming old ones.
+        plan = _trained_on(
+            plan, sweep_fingerprint(dataset, loss_fn, settings or TrainSettings(), eval_dataset)
+        )
     settings = settings or TrainSettings()
     if dataset is not None:
         plan = dataclasses.replace(plan, train_set_size=_train_set_size(dataset, eval_dataset, settings))

@@ -14,6 +14,9 @@ adds the few pieces the standard ones lack:
 - :class:`SubmititExecutor`: submitit (SLURM) jobs as ``Future`` objects.
 
 Worker pools use the ``spawn`` start method: CUDA does not survive ``fork``.
+Their workers end when the process that made the pool dies
+(:func:`exit_with_parent`), so a killed sweep leaves nothing training and,
+on a GPU, nothing holding its memory.
 """
 
 from __future__ import annotations
@@ -23,12 +26,14 @@ import multiprocessing as mp
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
 
 import torch
 
-__all__ = ["DaskExecutor", "SubmititExecutor", "make_executor", "pin_process"]
+__all__ = ["DaskExecutor", "SubmititExecutor", "exit_with_parent", "make_executor", "pin_process"]
 
 KINDS = ("dask", "process")
 _CUDA_RE = re.compile(r"^cuda:(\d+)$")
@@ -57,9 +62,58 @@ def pin_process(cuda_device: str | None, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _init_pool_worker(device_queue: Any, threads: int) -> None:
+def exit_with_parent(parent_pid: int, *, interval: float = 0.5) -> threading.Thread:
+    """End this process within ``interval`` seconds of its parent's death.
+
+    Parameters
+    ----------
+    parent_pid : int
+        The PID of the process that started this one.
+    interval : float
+        Seconds between checks.
+
+    Returns
+    -------
+    threading.Thread
+        The daemon thread that watches. It polls :func:`os.getppid`: a process
+        whose parent died is re-parented (to init or a subreaper), so the id
+        changes; :func:`os._exit` then ends the process whatever its main
+        thread is doing. Polling rather than Linux's ``PR_SET_PDEATHSIG``,
+        which fires when the parent *thread* that started the worker ends: a
+        sweep submitted from a short-lived thread would kill healthy workers.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)  # no cleanup: the results of a dead parent's sweep have nowhere to go
+
+    watcher = threading.Thread(target=watch, name="exit-with-parent", daemon=True)
+    watcher.start()
+    return watcher
+
+
+def _init_pool_worker(device_queue: Any, threads: int, parent_pid: int) -> None:
     # Every pool worker runs this once; each takes a different device from the queue.
+    exit_with_parent(parent_pid)
     pin_process(None if device_queue is None else device_queue.get(timeout=60), threads)
+
+
+_BROKEN_AT_START = (
+    "The worker processes of make_executor died while starting ({error}). In a script, make "
+    "the executor and run the sweep under `if __name__ == \"__main__\":` (spawned workers import "
+    "the main module, and without that guard each one runs the script again); the workers' own "
+    "error is printed above"
+)
+
+
+def _check_workers_start(pool: cf.ProcessPoolExecutor) -> None:
+    """Start one worker now, so a pool that cannot start fails here, not as every run of a sweep."""
+    try:
+        pool.submit(os.getpid).result()
+    except BrokenProcessPool as exc:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise RuntimeError(_BROKEN_AT_START.format(error=exc)) from exc
 
 
 def _device_indices(devices: Sequence[int | str]) -> list[str]:
@@ -127,9 +181,14 @@ def make_executor(
         queue = context.Queue()
         for index in indices:
             queue.put(index)
-    return cf.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_pool_worker, initargs=(queue, threads)
+    pool = cf.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_pool_worker,
+        initargs=(queue, threads, os.getpid()),
     )
+    _check_workers_start(pool)
+    return pool
 
 
 def _dask_pin_plugin(devices: list[str] | None, threads: int) -> Any:

@@ -107,6 +107,13 @@ class _Probe:
     measured: bool = False  # by running the model (else 6·N per token)
 
 
+def _shapes(x: Any) -> Any:
+    """Shape of a tensor, or of each tensor of a tuple, for messages."""
+    if isinstance(x, (tuple, list)):
+        return tuple(_shapes(v) for v in x)
+    return tuple(x.shape) if hasattr(x, "shape") else type(x).__name__
+
+
 def _probe(model_cls: Any, size_param: str, size: Any, kwargs: Mapping[str, Any],
            sample_input: Any, tokens_per_sample: float) -> _Probe:
     """N and training FLOPs per sample of one size; on the meta device when the model allows."""
@@ -117,7 +124,16 @@ def _probe(model_cls: Any, size_param: str, size: Any, kwargs: Mapping[str, Any]
         if sample_input is None or not isinstance(model, torch.nn.Module):
             return _Probe(size, n, SIX_N * n * tokens_per_sample)
         x = sample_input if device is None else to_device(sample_input, device)
-        return _Probe(size, n, train_flops(forward_flops(model, x), 1), measured=True)
+        try:
+            return _Probe(size, n, train_flops(forward_flops(model, x), 1), measured=True)
+        except Exception as exc:
+            if device is not None:  # the meta device refuses some models: retried on the CPU
+                raise
+            raise ValueError(
+                f"{model_name(model_cls)}({size_param}={size!r}) cannot run on a sample_input of "
+                f"shape {_shapes(sample_input)}: {type(exc).__name__}: {exc}. Expected a batch the "
+                "model accepts (find_optimal uses the dataset's first input)"
+            ) from exc
 
     try:
         # Shapes only: no memory, no arithmetic, so large candidates cost nothing.

@@ -10,6 +10,11 @@ A sweep folder holds
   record wins when an experiment was run again), rewritten atomically (a
   temporary file in the same folder, then :func:`os.replace`) after each run.
 - ``runs/<experiment_id>/``: whatever one run leaves behind.
+- ``.lock``: held by the one process writing the folder (see
+  :mod:`flops_fit.locking`); a second writer stops at once, naming the holder.
+
+A store never destroys rows it did not write: a folder whose table holds
+experiments the log does not (a copied ``study_results.csv``, say) is refused.
 
 The fsync and the table rewrite run in a background thread (on a busy disk
 they take milliseconds, as long as a short experiment); :meth:`ResultsStore.flush`
@@ -46,6 +51,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from flops_fit.locking import FolderLock
 
 __all__ = [
     "BOOKKEEPING_COLUMNS",
@@ -215,6 +222,34 @@ def _write_csv_atomic(path: Path, columns: list[str], rows: Iterable[Mapping[str
         raise
 
 
+def _remove_stale_temp_files(folder: Path) -> None:
+    # Left by a process killed while rewriting the table; only call with the folder's lock held.
+    for tmp in folder.glob(f".{TABLE_NAME}.*.tmp"):
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _check_table_is_ours(table_path: Path, logged: Iterable[str]) -> None:
+    """Refuse a table holding rows the log does not: rewriting it would destroy them.
+
+    A table the store wrote holds a subset of the log's experiments (it is
+    rewritten after each append, so it may lag but never lead).
+    """
+    if not table_path.exists():
+        return
+    with open(table_path, newline="", encoding="utf-8") as f:
+        ids = [row.get("experiment_id") for row in csv.DictReader(f)]
+    known = set(logged)
+    foreign = [i for i in ids if i not in known]
+    if foreign:
+        raise FileExistsError(
+            f"Got output_dir='{table_path.parent}' whose {TABLE_NAME} holds {len(foreign)} of "
+            f"{len(ids)} rows that its {LOG_NAME} does not record (a table copied or written "
+            f"elsewhere?); a sweep would overwrite them. Expected a folder written by run_sweep, "
+            "or a new one: choose another output_dir (load_results still reads this one)"
+        )
+
+
 class ResultsStore:
     """The results folder of one sweep, opened for appending.
 
@@ -222,7 +257,15 @@ class ResultsStore:
     ----------
     output_dir : str or os.PathLike
         The sweep folder; created if missing. An existing ``runs.jsonl`` is
-        read (a torn last line is cut off) so that a sweep can resume.
+        read (a torn last line is cut off) so that a sweep can resume, and
+        temporary tables left by a killed process are removed.
+
+    Raises
+    ------
+    flops_fit.locking.FolderLockedError
+        Another process (or another open store) is writing the folder.
+    FileExistsError
+        ``study_results.csv`` holds rows that ``runs.jsonl`` does not record.
 
     Notes
     -----
@@ -230,8 +273,8 @@ class ResultsStore:
     returns, so a killed process loses nothing appended. The ``fsync`` to
     disk and the table rewrite run in a background thread, so a slow disk does
     not hold up the next experiment; :meth:`flush` (and :meth:`close`) wait
-    for both. One writer at a time: two processes appending to the same
-    folder at once is not supported (the runner writes only from the parent).
+    for both. One writer at a time: the store holds the folder's lock from
+    opening to :meth:`close` (the runner writes only from the parent).
     Usable as a context manager (closes on exit).
     """
 
@@ -243,12 +286,20 @@ class ResultsStore:
         self.log_path = self.output_dir / LOG_NAME  # the run log, runs.jsonl
         self.table_path = self.output_dir / TABLE_NAME  # the tidy table, study_results.csv
         self._table = _Table()
-        if self.log_path.exists():
-            records, torn_at = _read_log(self.log_path)
-            if torn_at is not None:
-                os.truncate(self.log_path, torn_at)  # so the next record starts on a fresh line
-            for record in records:
-                self._table.add(record)
+        self._lock = FolderLock(self.output_dir)
+        self._lock.acquire()  # before reading: what we read must not change under us
+        try:
+            _remove_stale_temp_files(self.output_dir)
+            if self.log_path.exists():
+                records, torn_at = _read_log(self.log_path)
+                if torn_at is not None:
+                    os.truncate(self.log_path, torn_at)  # so the next record starts on a fresh line
+                for record in records:
+                    self._table.add(record)
+            _check_table_is_ours(self.table_path, self._table.records)
+        except BaseException:
+            self._lock.release()
+            raise
         # Background sync: `_pending` says log lines await fsync and a table rewrite.
         self._cond = threading.Condition()
         self._pending = self._busy = self._closing = False
@@ -281,6 +332,7 @@ class ResultsStore:
         """
         _check_record(record, "ResultsStore.append")
         self._raise_background_error()
+        self._lock.acquire()  # held since opening, unless close() gave it up
         line = json.dumps(record, separators=(",", ":"), default=_json_default) + "\n"
         if self._log is None or self._log.closed:
             self._log = open(self.log_path, "a", encoding="utf-8")  # kept open; closed by close()
@@ -341,6 +393,7 @@ class ResultsStore:
             syncer.join()
         if self._log is not None:
             self._log.close()
+        self._lock.release()
 
     def __enter__(self) -> ResultsStore:
         return self
@@ -349,11 +402,18 @@ class ResultsStore:
         self.close()
 
     def write_table(self) -> None:
-        """Rewrite ``study_results.csv`` from the log now (atomically)."""
+        """Rewrite ``study_results.csv`` from the log now (atomically), under the folder's lock."""
         with self._cond:
             columns, rows = self._table.columns, list(self._table.rows.values())
-        if rows:
+        if not rows:
+            return
+        held = self._lock.held
+        self._lock.acquire()
+        try:
             _write_csv_atomic(self.table_path, columns, rows)
+        finally:
+            if not held:  # after close(): give the folder back
+                self._lock.release()
 
     @property
     def records(self) -> dict[str, dict[str, Any]]:

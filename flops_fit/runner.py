@@ -25,6 +25,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from flops_fit.results import BOOKKEEPING_COLUMNS, ResultsStore, experiment_id
 
 __all__ = [
     "DivergedError",
+    "check_output_dir",
     "library_versions",
     "resolve_device",
     "run_sweep",
@@ -327,14 +329,21 @@ def _execute_one(
     }
 
 
+_BROKEN_POOL_HINT = (
+    " (a worker process died: killed, out of memory, or crashed; in a script, a process pool "
+    "needs the sweep under `if __name__ == \"__main__\":` since spawned workers import the main module)"
+)
+
+
 def _lost_record(eid: str, config: dict[str, Any], device: str, exc: BaseException) -> dict[str, Any]:
     """Record of an experiment whose worker failed (killed, unpicklable fn...)."""
+    hint = _BROKEN_POOL_HINT if isinstance(exc, BrokenProcessPool) else ""
     return {
         "experiment_id": eid,
         "config": config,
         "measurements": {},
         "status": "failed",
-        "error": _error_text(exc),
+        "error": _error_text(exc) + hint,
         "started_at": None,
         "wall_time_s": None,
         "device": device,
@@ -376,6 +385,22 @@ def _configs(experiments: Any, seed: int) -> dict[str, dict[str, Any]]:
     return configs
 
 
+def check_output_dir(output_dir: str | Path) -> None:
+    """Fail now if :func:`run_sweep` could not write ``output_dir`` (created if missing).
+
+    For callers with long work before the sweep (simulating its data): the
+    folder is opened as the sweep opens it, then closed again.
+
+    Raises
+    ------
+    flops_fit.locking.FolderLockedError
+        Another process writes the folder (the message names it).
+    FileExistsError
+        Its ``study_results.csv`` holds rows its ``runs.jsonl`` does not.
+    """
+    ResultsStore(output_dir).close()
+
+
 def run_sweep(
     experiments: Iterable[Mapping[str, Any]] | Any,
     fn: Callable[..., Mapping[str, Any]],
@@ -402,7 +427,11 @@ def run_sweep(
         and is NaN or infinite marks the run failed (``DivergedError``).
         It must pickle (a module-level function) for process executors.
     output_dir : str or pathlib.Path
-        The sweep folder (see :mod:`flops_fit.results`).
+        The sweep folder (see :mod:`flops_fit.results`). It is locked while
+        the sweep runs: a second sweep into it raises
+        :class:`~flops_fit.locking.FolderLockedError` at once, naming this
+        process; a folder whose table holds rows its log does not is refused
+        (``FileExistsError``) rather than overwritten.
     executor : concurrent.futures.Executor, optional
         Runs experiments concurrently (see :mod:`flops_fit.executors`); the
         default runs them one after the other in this process. Only this

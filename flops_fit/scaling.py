@@ -203,10 +203,22 @@ def fit_parametric(
     N, D, loss, C = N[keep], D[keep], loss[keep], C[keep]
     if N.size < 6:
         raise ValueError(f"Got {N.size} valid points, expected at least 6 for 5 parameters")
+    _check_identifiable(N, D, loss)
 
     with _one_blas_thread():
         return _fit_parametric(N, D, loss, C, delta, reduction, n_bootstrap, seed, ci_level,
                                n_starts, flops_per_sample_per_param, options)
+
+
+def _check_identifiable(N: np.ndarray, D: np.ndarray, loss: np.ndarray) -> None:
+    """Refuse data that cannot pin the five parameters down (the fit would still "converge")."""
+    for name, arr, which in (("N", N, "A and alpha"), ("D", D, "B and beta")):
+        if np.unique(arr).size < 2:
+            raise ValueError(f"Got {name} with one distinct value ({arr[0]:g}), expected at least 2: "
+                             f"{which} cannot be told apart from E")
+    if np.allclose(loss, loss[0], rtol=1e-9, atol=0.0):
+        raise ValueError(f"Got loss values that are all equal ({loss[0]:g}), expected losses that "
+                         "vary with N and D: a constant loss fixes E and none of A, B, alpha, beta")
 
 
 def _one_blas_thread():
@@ -256,9 +268,10 @@ def _fit_parametric(N, D, loss, C, delta, reduction, n_bootstrap, seed, ci_level
     if failed:
         message += f"; {failed} of {n_bootstrap} bootstrap fits reported no convergence"
     if theta[3] <= 0 or theta[4] <= 0:
-        warnings.warn(f"Fitted exponents alpha={theta[3]:.3g}, beta={theta[4]:.3g} are not "
-                      "positive: the data do not show diminishing returns", UserWarning,
-                      stacklevel=3)
+        warning = (f"Fitted exponents alpha={theta[3]:.3g}, beta={theta[4]:.3g} are not "
+                   "positive: the data do not show diminishing returns")
+        warnings.warn(warning, UserWarning, stacklevel=3)
+        message += f"; WARNING: {warning}"  # the result carries it too, wherever it is shown
 
     def named(t):
         return {"E": np.exp(t[..., 0]), "A": np.exp(t[..., 1]), "B": np.exp(t[..., 2]),
@@ -383,7 +396,8 @@ def fit_isoflop(
     if "status" in df.columns:
         keep &= (df["status"] == "ok").to_numpy()
     C, N, L, D = C[keep], N[keep], L[keep], D[keep]
-    for name, arr in (("budget", C), ("size", N), ("data", D)):
+    # The loss too: L_opt = k_L C**c is fitted in log space (shift a loss that can be negative).
+    for name, arr in (("budget", C), ("size", N), ("data", D), ("loss", L)):
         _positive(name, arr)
     rng = np.random.default_rng(seed)
     rows, boot = [], []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import math
+import numbers
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -39,6 +40,21 @@ __all__ = [
     "time_train_step",
     "train_for_samples",
 ]
+
+
+# TrainSettings field -> (what is allowed, test); NaN fails every comparison.
+_SETTING_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "batch_size": ("an int >= 1", lambda v: v >= 1),
+    "lr": ("finite and > 0", lambda v: 0 < v < math.inf),
+    "weight_decay": ("finite and >= 0", lambda v: 0 <= v < math.inf),
+    "warmup_fraction": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "min_lr_ratio": ("in [0, 1]", lambda v: 0 <= v <= 1),
+    "holdout_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
+    "grad_clip": ("None or finite and > 0 (a negative max norm reverses every gradient)",
+                  lambda v: 0 < v < math.inf),
+    "split_seed": ("an int >= 0", lambda v: v >= 0),
+}
+_INT_SETTINGS = ("batch_size", "split_seed")
 
 
 @dataclass(frozen=True)
@@ -76,16 +92,19 @@ class TrainSettings:
     split_seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {self.batch_size!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr!r}")
-        for name in ("warmup_fraction", "min_lr_ratio"):
+        # Every setting is checked here: a bad one (a negative grad_clip reverses every
+        # gradient) would otherwise train wrongly, or fail every run of a sweep later.
+        for name, (allowed, test) in _SETTING_RULES.items():
             value = getattr(self, name)
-            if not 0 <= value <= 1:
-                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-        if not 0 < self.holdout_fraction < 1:
-            raise ValueError(f"holdout_fraction must be in (0, 1), got {self.holdout_fraction!r}")
+            if value is None and name == "grad_clip":
+                continue
+            integral = name in _INT_SETTINGS
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral if integral else numbers.Real):
+                kind = "an int" if integral else "a number"
+                raise TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+            if not test(value):
+                raise ValueError(f"{name} must be {allowed}, got {value!r}")
+            object.__setattr__(self, name, int(value) if integral else float(value))  # plain, JSON-able
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) -> float:

@@ -227,7 +227,7 @@ def test_readme_papermill_command_runs_the_light_study(tmp_path: Path, repo_out_
     table = pd.read_csv(outputs / "study_results.csv")
     assert set(STUDY_COLUMNS) <= set(table.columns), set(STUDY_COLUMNS) - set(table.columns)
     assert list(table["status"]) == ["ok"] * 4, table.get("error")
-    assert sorted(zip(table["architecture"], table["fno_width"])) == [
+    assert sorted(zip(table["architecture"], table["fno_width"], strict=True)) == [
         ("fno", 4), ("fno", 8), ("hybrid", 4), ("hybrid", 8)
     ]
     # every light run clears the learn-nothing floor by the study's goal (measured: +0.06..+0.09)

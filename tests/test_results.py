@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flops_fit.locking import LOCK_NAME
 from flops_fit.results import (
     BOOKKEEPING_COLUMNS,
     LOG_NAME,
@@ -84,7 +85,7 @@ def test_append_writes_one_log_line_and_the_table(tmp_path):
     store.flush()  # the table is rewritten in the background
     table = pd.read_csv(tmp_path / "sweep" / TABLE_NAME)
     assert table["loss"].tolist() == [0.25] and table["experiment_id"].tolist() == [A]
-    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [LOG_NAME, TABLE_NAME]  # no temp files
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [LOCK_NAME, LOG_NAME, TABLE_NAME]  # no temp files
 
 
 def test_columns_are_config_then_measurements_then_bookkeeping(tmp_path):
@@ -136,7 +137,8 @@ def test_a_failed_background_write_is_raised_by_the_next_call(tmp_path):
 
 
 def test_reopening_resumes_from_the_log(tmp_path):
-    ResultsStore(tmp_path).append(_record(A, loss=0.5))
+    with ResultsStore(tmp_path) as first:  # one writer at a time: the first must close
+        first.append(_record(A, loss=0.5))
     again = ResultsStore(tmp_path)
     assert again.finished_ids == {A} and len(again) == 1
     again.append(_record(B, loss=0.7))
@@ -165,6 +167,7 @@ def test_torn_last_line_is_dropped_and_cut_off(tmp_path):
     store.append(_record(A, loss=0.5))
     with open(store.log_path, "a") as f:
         f.write('{"experiment_id": "bbbbbbbbbbbb", "conf')  # a crash mid-write
+    store.close()  # the crashed writer is gone (and its lock with it)
     with pytest.warns(RuntimeWarning, match=r"Ignoring a torn last line in .*runs\.jsonl"):
         assert load_results(tmp_path)["experiment_id"].tolist() == [A]
     with pytest.warns(RuntimeWarning, match="torn last line"):

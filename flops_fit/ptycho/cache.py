@@ -2,7 +2,8 @@
 
 Its one job is to make :func:`~flops_fit.ptycho.simulate.simulate` run once per
 config: the file is named by :meth:`GridLinesConfig.cache_key`, written atomically,
-read without pickles, and a corrupt or mismatched file is reported and regenerated.
+read without pickles, and a corrupt or mismatched file, or one holding NaN or
+infinite values, is reported and regenerated.
 The physics stays in :mod:`flops_fit.ptycho.simulate`.
 """
 
@@ -43,6 +44,14 @@ def _save(data: GridLinesData, path: Path) -> None:
         raise
 
 
+def _check_finite(split: Split, name: str) -> None:
+    # A file whose key matches may still hold NaN (a disk error, a bug in a writer): a
+    # model trained on it reports nonsense, so it is as unusable as a corrupt file.
+    for f in _SPLIT_FIELDS + _SPLIT_SCALARS:
+        if not np.isfinite(getattr(split, f)).all():
+            raise ValueError(f"{name}_{f} holds non-finite values")
+
+
 def _load(cfg: GridLinesConfig, path: Path) -> GridLinesData:
     with np.load(path, allow_pickle=False) as npz:
         if str(npz["key_payload"]) != _key_payload(cfg):
@@ -70,6 +79,7 @@ def _load(cfg: GridLinesConfig, path: Path) -> GridLinesData:
                     )
             if split.stride != stride:
                 raise ValueError(f"{name}_stride is {split.stride}, expected {stride}")
+            _check_finite(split, name)
             splits[name] = split
     return GridLinesData(config=cfg, train=splits["train"], test=splits["test"])
 
@@ -79,7 +89,8 @@ def load_or_simulate(cfg: GridLinesConfig, cache_dir: str | os.PathLike) -> Grid
 
     The file is ``<cache_dir>/gridlines_<cfg.cache_key()>.npz``, written atomically
     (temp file in the same folder, then ``os.replace``) and read without pickles. A
-    corrupt or mismatched file is reported with a ``UserWarning`` and regenerated.
+    corrupt or mismatched file, or one holding non-finite values, is reported with a
+    ``UserWarning`` and regenerated.
     """
     if not isinstance(cfg, GridLinesConfig):
         raise TypeError(f"cfg must be a GridLinesConfig, got {type(cfg).__name__}")

@@ -42,7 +42,7 @@ class GridLinesConfig:
     Parameters
     ----------
     N : int
-        Patch (and diffraction pattern) side, px.
+        Patch (and diffraction pattern) side, px; at least 8.
     size : int
         Object side, px; the lines are drawn on a ``2 size`` canvas whose centre is kept.
     nlines : int
@@ -95,7 +95,9 @@ class GridLinesConfig:
 
     def __post_init__(self) -> None:
         ints = {
-            "N": 1,
+            # Below 8 px the probe disk is a pixel or two (none inside r < N/4 at N = 4),
+            # and the simulation fails late, with numpy's "lam value too large" at N = 2.
+            "N": 8,
             "size": 1,
             "nlines": 1,
             "train_stride": 1,

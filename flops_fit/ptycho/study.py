@@ -34,7 +34,7 @@ from flops_fit.ptycho.experiment import (
     train_and_evaluate,
 )
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
-from flops_fit.runner import run_sweep
+from flops_fit.runner import check_output_dir, run_sweep
 
 __all__ = [
     "CPU_BUDGETS",
@@ -226,6 +226,22 @@ def _seeds(seed: int | Sequence[int]) -> list[int]:
     return list(seeds)
 
 
+def _check_models(configs: Sequence[Mapping[str, Any]]) -> None:
+    """Build each distinct model of the sweep on the meta device (no memory, no data).
+
+    A width, mode count or transform the model rejects then fails before the
+    data are simulated, with the model's own message, instead of in every run.
+    """
+    seen = set()
+    for c in configs:
+        key = (c["architecture"], c["fno_modes"], c["fno_width"], c["fno_input_transform"], c["data"])
+        if key not in seen:
+            seen.add(key)
+            with torch.device("meta"):
+                build_model(c["architecture"], modes=c["fno_modes"], width=c["fno_width"],
+                            input_transform=c["fno_input_transform"], N=data_config(c["data"]).N)
+
+
 def run_study(
     output_dir: str | Path,
     *,
@@ -311,7 +327,12 @@ def run_study(
                 light, architectures=architectures, epochs=epochs, seed=s, axes=axes, data=data
             ).configs()
         ]
+    _check_models(configs)
+    check_output_dir(output_dir)  # a busy folder fails now, not after minutes of simulation
     cache = str(cache_dir or output_dir / "data_cache")
+    # The data once, here, before any run: a config the simulation rejects fails now, not
+    # in every run; and workers read the cache instead of each simulating it.
+    baseline = mean_patch_baseline(_data(configs[0]["data"], cache))
     fn = functools.partial(train_and_evaluate, cache_dir=cache, progress=progress)
     df = run_sweep(
         configs,
@@ -323,7 +344,6 @@ def run_study(
         device=device,
         seed=seeds[0],
     )
-    baseline = mean_patch_baseline(_data(configs[0]["data"], cache))
     (output_dir / "baseline.json").write_text(json.dumps(baseline, indent=1))
     ok = df[df["status"] == "ok"] if "status" in df else df
     if len(ok):
