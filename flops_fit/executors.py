@@ -51,9 +51,22 @@ def pin_process(cuda_device: str | None, threads: int) -> None:
         initialised here), so ``"cuda"`` in this process is that GPU.
     threads : int
         Intra-op threads for :func:`torch.set_num_threads`.
+
+    Raises
+    ------
+    RuntimeError
+        When this process still sees several GPUs after pinning: CUDA was
+        started here before (the driver reads ``CUDA_VISIBLE_DEVICES`` once),
+        and every worker would run on the same GPU.
     """
     if cuda_device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = cuda_device
+        visible = torch.cuda.device_count()
+        if visible > 1:
+            raise RuntimeError(
+                f"Got CUDA_VISIBLE_DEVICES={cuda_device} after CUDA started in process {os.getpid()}, "
+                f"which still sees {visible} GPUs; expected 1 (pin before any CUDA call)"
+            )
     torch.set_num_threads(threads)
 
 
