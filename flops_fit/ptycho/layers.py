@@ -217,8 +217,8 @@ class SpectralConv2d(nn.Module):
     scale PyTorch gives a linear layer, so the layer starts with a gain of
     order one on the kept band.
 
-    Under :func:`torch.autocast` the layer still computes in fp32 (a bf16
-    input is upcast; the output is fp32).
+    Under :func:`torch.autocast` the layer still computes in the precision
+    of its weight, fp32 (a bf16 input is upcast; the output is fp32).
 
     The backward pass is hand-written (first derivatives only; double
     backward raises). Forward FLOPs per sample, as ``forward_flops`` counts
@@ -255,10 +255,10 @@ class SpectralConv2d(nn.Module):
                 f"Got modes=({self.modes1}, {self.modes2}) for a {n_rows}x{n_cols} grid, which holds "
                 f"at most ({n_rows // 2}, {n_cols // 2 + 1})"
             )
-        # Outside autocast, in fp32: complex tensors do not autocast, cuFFT has no
-        # bf16 transform, and the mode mixing is a few % of the FLOPs (no-op without autocast).
+        # Outside autocast, in the weight's precision (fp32): complex tensors do not autocast,
+        # cuFFT has no bf16 transform, and the mode mixing is a few % of the FLOPs.
         with torch.autocast(x.device.type, enabled=False):
-            return _SpectralConv.apply(x.float(), self.weight, self.modes1, self.modes2)
+            return _SpectralConv.apply(x.to(self.weight.dtype), self.weight, self.modes1, self.modes2)
 
 
 class FourierBlock(nn.Module):
