@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
@@ -62,11 +64,15 @@ def test_fp32_matmuls_sets_and_restores_the_flags(tf32: bool, mode: str) -> None
     assert torch.backends.cuda.matmul.allow_tf32 in (True, False)  # the legacy flag is still readable
 
 
-@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
-def test_matmuls_leave_the_cpu_alone(precision: str) -> None:
-    before = torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()
-    with DeviceSettings(precision=precision).matmuls("cpu"):
-        assert (torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision()) == before
+@pytest.mark.parametrize(("precision", "tf32"), [("fp32", False), ("tf32", True), ("bf16", False)])
+def test_matmuls_set_tf32_for_cuda_only(monkeypatch, precision: str, tf32: bool) -> None:
+    calls = []
+    monkeypatch.setattr(fdevice, "fp32_matmuls", lambda **kw: calls.append(kw) or contextlib.nullcontext())
+    settings = DeviceSettings(precision=precision)
+    with settings.matmuls("cpu"), settings.matmuls("mps"):
+        assert calls == []  # other devices keep their own settings
+    with settings.matmuls("cuda"):
+        assert calls == [{"tf32": tf32}]  # bf16 too: its fp32 spectral product must not drop to TF32
 
 
 @pytest.mark.parametrize(("precision", "dtype"), [("fp32", torch.float32), ("tf32", torch.float32), ("bf16", torch.bfloat16)])
