@@ -91,7 +91,18 @@ def _device_indices(devices: Sequence[int | str]) -> list[str]:
     visible = torch.cuda.device_count()
     if max(int(i) for i in indices) >= visible:
         raise ValueError(f"Got devices={list(devices)!r}, but only {visible} CUDA device(s) are visible")
-    return indices
+    return _visible_entries(indices)
+
+
+def _visible_entries(indices: list[str]) -> list[str]:
+    """Indices into this process's GPUs -> the ``CUDA_VISIBLE_DEVICES`` entries naming them.
+
+    A worker's ``CUDA_VISIBLE_DEVICES=1`` means physical GPU 1; when this
+    process sees only some GPUs (``CUDA_VISIBLE_DEVICES=3,5``), its device 1
+    is the entry ``5``.
+    """
+    parent = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    return [parent[int(i)] for i in indices] if parent else indices
 
 
 def make_executor(

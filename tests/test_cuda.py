@@ -17,6 +17,7 @@ import pytest
 import torch
 from _cuda_fns import cuda_worker_info, gpu_uuid
 
+from flops_fit import executors
 from flops_fit.device import DeviceSettings, fp32_matmuls
 from flops_fit.executors import make_executor
 from flops_fit.ptycho import experiment, study
@@ -140,7 +141,8 @@ def test_a_sweep_gives_the_gpu_memory_back_after_each_run(tmp_path: Path) -> Non
 
 def test_each_pool_worker_sees_only_its_own_gpu() -> None:
     devices = list(range(min(torch.cuda.device_count(), 2)))
-    uuids = {str(i): gpu_uuid(i) for i in devices}
+    # Keyed by the CUDA_VISIBLE_DEVICES entry a worker gets (this process may see only some GPUs).
+    uuids = dict(zip(executors._visible_entries([str(i) for i in devices]), map(gpu_uuid, devices), strict=True))
     seen: dict[int, tuple[str | None, int, str]] = {}
     with make_executor(len(devices), devices=devices) as pool:
         deadline = time.monotonic() + 120

@@ -230,3 +230,12 @@ def test_pin_process_refuses_a_process_that_still_sees_several_gpus(monkeypatch)
         pin_process("1", torch.get_num_threads())
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     pin_process("1", torch.get_num_threads())  # pinned: the one GPU it sees is GPU 1
+
+
+def test_devices_index_this_process_s_visible_gpus(monkeypatch):
+    # This process sees physical GPUs 3 and 5 as its devices 0 and 1: the workers must get 3 and 5.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    _two_devices(monkeypatch)
+    with make_executor(2, devices=[0, 1]) as pool:
+        seen = _worker_pinning(pool)
+    assert len(seen) == 2 and sorted(next(iter(p)) for p in seen.values()) == [("3", THREADS), ("5", THREADS)]
