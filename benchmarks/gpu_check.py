@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,10 +132,11 @@ def matmul_peak(s: Sizes) -> float:
     return 2 * s.matmul**3 / times[len(times) // 2]
 
 
-def cuda_tests(report: Report) -> None:
+def cuda_tests(report: Report) -> bool:
+    """Run the cuda-marked tests in a subprocess; False if any failed."""
     if importlib.util.find_spec("pytest") is None:
         report.add("cuda tests", "skipped", "(no pytest here)")
-        return
+        return True
     cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-o", "addopts=", "-p", "no:cacheprovider",
            "-q", "tests/test_cuda.py"]
     if importlib.util.find_spec("pytest_timeout") is not None:
@@ -149,6 +151,7 @@ def cuda_tests(report: Report) -> None:
         print(proc.stdout[-6000:], proc.stderr[-2000:], sep="\n")
     report.add("cuda tests", summary, "" if proc.returncode == 0 else f"(rc {proc.returncode})",
                cuda_tests=summary, cuda_tests_rc=proc.returncode)
+    return proc.returncode == 0
 
 
 def _pool(s: Sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -205,12 +208,12 @@ def _cudnn_benchmark(on: bool) -> Iterator[None]:
         torch.backends.cudnn.benchmark = before
 
 
-def compile_rows(report: Report, s: Sizes, reserve_s: float) -> None:
+def compile_rows(report: Report, s: Sizes, need_s: float) -> None:
     pool = _pool(s)
     for mode in s.compile_modes:
         name = f"train fno bf16 b{s.batch} compile {mode}"
-        if report.left() < reserve_s:
-            report.add(name, "skipped", "(time budget)")
+        if report.left() < need_s:
+            report.add(name, "skipped", f"(needs ~{need_s:.0f} s, {report.left():.0f} s left)")
             continue
         settings = DeviceSettings.for_device(s.device).replace(compile_mode=mode)
         try:
@@ -314,23 +317,40 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(budget_s=args.budget_s)
     report.numbers["environment"] = env = environment(s)
     print(f"gpu_check: {env}", flush=True)
+    peak = matmul_peak(s)
+    report.add("bf16 matmul peak", f"{peak / 1e12:,.1f} TFLOP/s", f"({s.matmul}^3, median of 10)", peak_flops=peak)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cache = work / "data_cache"
-        peak = matmul_peak(s)
-        report.add("bf16 matmul peak", f"{peak / 1e12:,.1f} TFLOP/s", f"({s.matmul}^3, median of 10)", peak_flops=peak)
-        cuda_tests(report)
-        train_rows(report, s, peak)
-        infer_rows(report, s)
-        agree_rows(report, s, cache)
-        study_rows(report, s, cache, work, args.out)
-        compile_rows(report, s, reserve_s=30.0)
+        # (name, seconds it needs on an H200, what it runs), most important first.
+        sections = [
+            ("cuda tests", 90, lambda: cuda_tests(report)),
+            ("train", 60, lambda: train_rows(report, s, peak)),
+            ("infer", 20, lambda: infer_rows(report, s)),
+            ("agree", 40, lambda: agree_rows(report, s, cache)),
+            ("study", 60, lambda: study_rows(report, s, cache, work, args.out)),
+            ("compile", 0, lambda: compile_rows(report, s, need_s=90)),
+        ]
+        ok = [run_section(report, *section) for section in sections]
     total = time.perf_counter() - report.start
     report.numbers["total_s"] = total
     (args.out / "gpu_check.json").write_text(json.dumps(report.numbers, indent=1, default=str))
     print_table(report, f"gpu_check ({env}): {total:.0f} s, budget {args.budget_s:.0f} s; numbers in "
                         f"{args.out / 'gpu_check.json'}")
-    return 0
+    return 0 if all(ok) else 1
+
+
+def run_section(report: Report, name: str, need_s: float, run: Callable[[], bool | None]) -> bool:
+    """Run one section unless the budget is short; a failure is a row, and the check goes on."""
+    if report.left() < need_s:
+        report.add(name, "skipped", f"(needs ~{need_s:.0f} s, {report.left():.0f} s left)")
+        return True
+    try:
+        return run() is not False
+    except Exception as exc:
+        traceback.print_exc()
+        report.add(name, "FAILED", f"({type(exc).__name__}: {str(exc)[:80]})")
+        return False
 
 
 if __name__ == "__main__":
