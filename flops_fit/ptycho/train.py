@@ -215,8 +215,8 @@ def fit(
     The split, the probe and the sample order are copied to the device once;
     a step then runs without waiting on the host: batches are gathered on the
     device and the loss is summed there (in float64, so the epoch mean is the
-    one a per-step ``.item()`` would give). The host reads that sum only at
-    the checks. Under ``"bf16"`` the forward pass runs under autocast and the
+    one a per-step ``.item()`` would give; float32 on MPS, which has no
+    float64). The host reads that sum only at the checks. Under ``"bf16"`` the forward pass runs under autocast and the
     loss in fp32.
     """
     if loss not in LOSSES:
