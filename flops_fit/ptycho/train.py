@@ -132,6 +132,7 @@ def _checked(total: torch.Tensor, epoch: int, step: int, every: int) -> float:
 
 
 def _forward_fn(model: nn.Module, mode: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The training forward: ``model`` itself, or compiled in ``mode`` (:func:`torch.compile`)."""
     if mode is None:
         return model
     compiled = torch.compile(model, mode=mode)
@@ -216,8 +217,8 @@ def fit(
     a step then runs without waiting on the host: batches are gathered on the
     device and the loss is summed there (in float64, so the epoch mean is the
     one a per-step ``.item()`` would give; float32 on MPS, which has no
-    float64). The host reads that sum only at the checks. Under ``"bf16"`` the forward pass runs under autocast and the
-    loss in fp32.
+    float64). The host reads that sum only at the checks. Under ``"bf16"``
+    the forward pass runs under autocast and the loss in fp32.
     """
     if loss not in LOSSES:
         raise ValueError(f"Got loss={loss!r}, expected one of {sorted(LOSSES)}")
