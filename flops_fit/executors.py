@@ -56,9 +56,22 @@ def pin_process(cuda_device: str | None, threads: int) -> None:
         initialised here), so ``"cuda"`` in this process is that GPU.
     threads : int
         Intra-op threads for :func:`torch.set_num_threads`.
+
+    Raises
+    ------
+    RuntimeError
+        When this process still sees several GPUs after pinning: CUDA was
+        started here before (the driver reads ``CUDA_VISIBLE_DEVICES`` once),
+        and every worker would run on the same GPU.
     """
     if cuda_device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = cuda_device
+        visible = torch.cuda.device_count()
+        if visible > 1:
+            raise RuntimeError(
+                f"Got CUDA_VISIBLE_DEVICES={cuda_device} after CUDA started in process {os.getpid()}, "
+                f"which still sees {visible} GPUs; expected 1 (pin before any CUDA call)"
+            )
     torch.set_num_threads(threads)
 
 
@@ -132,7 +145,18 @@ def _device_indices(devices: Sequence[int | str]) -> list[str]:
     visible = torch.cuda.device_count()
     if max(int(i) for i in indices) >= visible:
         raise ValueError(f"Got devices={list(devices)!r}, but only {visible} CUDA device(s) are visible")
-    return indices
+    return _visible_entries(indices)
+
+
+def _visible_entries(indices: list[str]) -> list[str]:
+    """Indices into this process's GPUs -> the ``CUDA_VISIBLE_DEVICES`` entries naming them.
+
+    A worker's ``CUDA_VISIBLE_DEVICES=1`` means physical GPU 1; when this
+    process sees only some GPUs (``CUDA_VISIBLE_DEVICES=3,5``), its device 1
+    is the entry ``5``.
+    """
+    parent = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    return [parent[int(i)] for i in indices] if parent else indices
 
 
 def make_executor(

@@ -278,10 +278,6 @@ def _non_finite_losses(measurements: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError | torch.cuda.OutOfMemoryError)
-
-
 def _execute_one(
     fn: Callable[..., Mapping[str, Any]], eid: str, config: dict[str, Any], run_dir: Path, device: str
 ) -> dict[str, Any]:
@@ -294,7 +290,6 @@ def _execute_one(
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     measurements: dict[str, Any] = {}
     error = None
-    out_of_memory = False
     resolved = device
     t0 = time.perf_counter()
     try:
@@ -310,11 +305,13 @@ def _execute_one(
     except Exception as exc:
         wall = time.perf_counter() - t0
         error = _error_text(exc)
-        out_of_memory = _is_out_of_memory(exc)
         with contextlib.suppress(OSError):
             (Path(run_dir) / "traceback.txt").write_text(traceback.format_exc())
-    if out_of_memory and torch.cuda.is_available():
-        gc.collect()  # the traceback is gone now; free what the failed run held
+    if torch.cuda.is_initialized():
+        # Hand what the run left cached back to the driver, so the next run (or another
+        # process on this GPU) starts with the whole memory; gc first frees what a failed
+        # run's traceback held.
+        gc.collect()
         torch.cuda.empty_cache()
     return {
         "experiment_id": eid,

@@ -220,3 +220,22 @@ def test_pin_process_sets_threads_and_leaves_the_gpu_alone_without_a_device(monk
         assert os.environ["CUDA_VISIBLE_DEVICES"] == "3"
     finally:
         torch.set_num_threads(before)
+
+
+def test_pin_process_refuses_a_process_that_still_sees_several_gpus(monkeypatch):
+    # CUDA started before the pin: the driver keeps every GPU, so workers would share GPU 0.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with pytest.raises(RuntimeError, match=r"Got CUDA_VISIBLE_DEVICES=1 after CUDA started in process \d+, which still sees 2 GPUs; expected 1"):
+        pin_process("1", torch.get_num_threads())
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    pin_process("1", torch.get_num_threads())  # pinned: the one GPU it sees is GPU 1
+
+
+def test_devices_index_this_process_s_visible_gpus(monkeypatch):
+    # This process sees physical GPUs 3 and 5 as its devices 0 and 1: its device 1 is GPU 5.
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    _two_devices(monkeypatch)
+    with make_executor(1, devices=[1]) as pool:
+        _, device, _ = pool.submit(worker_info, 0.0).result(timeout=60)
+    assert device == "5"

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from flops_fit.device import DeviceSettings
 from flops_fit.ptycho import train as ptrain
 from flops_fit.ptycho.config import GridLinesConfig
+from flops_fit.ptycho.layers import SpectralConv2d
 from flops_fit.ptycho.models import build_model
 from flops_fit.ptycho.simulate import simulate
 from flops_fit.runner import DivergedError
@@ -97,3 +99,117 @@ def test_input_scale_rejects_degenerate_inputs(x: np.ndarray) -> None:
 def test_predict_returns_complex_patches(data) -> None:
     pred = ptrain.predict(_model(), data.test.X, batch_size=3)
     assert pred.shape == data.test.Y.shape and np.iscomplexobj(pred)
+
+
+# ---------------------------------------------------------------- the device fast path, exercised on the CPU
+
+
+def _fit(data, samples: int = 98, **kwargs) -> tuple[list[dict], torch.nn.Module]:
+    model = _model()
+    history = ptrain.fit(model, data.train.X, data.train.Y, data.train.probe, samples=samples,
+                         progress=False, **kwargs)
+    return history, model
+
+
+def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("every", [2, 3, 50])
+def test_checking_less_often_changes_no_result(data, every: int) -> None:
+    ref_history, ref = _fit(data, schedule="cosine")
+    history, model = _fit(data, schedule="cosine", settings=DeviceSettings(check_every=every))
+    assert history == ref_history  # bit for bit: the loss sum is float64 on the device either way
+    assert all(torch.equal(a, b) for a, b in zip(_weights(model), _weights(ref), strict=True))
+
+
+@pytest.mark.parametrize(("every", "reads"), [(1, 8), (3, 4), (50, 2)])
+def test_the_host_reads_the_loss_only_at_the_checks(data, monkeypatch, every: int, reads: int) -> None:
+    # 98 samples: 2 epochs of 4 batches. A check every `every` steps and at each epoch's end.
+    seen = []
+    item = torch.Tensor.item
+
+    def spy(self):
+        if self.dtype == torch.float64:  # the loss sum (Adam reads its float32 step counters too)
+            seen.append(1)
+        return item(self)
+
+    monkeypatch.setattr(torch.Tensor, "item", spy)
+    _fit(data, settings=DeviceSettings(check_every=every))
+    assert len(seen) == reads
+
+
+def test_divergence_found_at_a_later_check_names_the_step(data) -> None:
+    x = data.train.X.copy()
+    x[3] = np.nan  # poisons the weights: every later loss is NaN too
+    with pytest.raises(
+        DivergedError, match=r"diverged at epoch 1: loss is nan \(found at step [34] of the epoch, checked every 3 steps\)"
+    ):
+        ptrain.fit(_model(), x, data.train.Y, data.train.probe, samples=49, progress=False,
+                   settings=DeviceSettings(check_every=3))
+
+
+def test_bf16_autocast_trains_close_to_fp32(data) -> None:
+    ref_history, ref = _fit(data)
+    history, model = _fit(data, settings=DeviceSettings(precision="bf16"))
+    losses = np.array([h["train_loss"] for h in history])
+    ref_losses = np.array([h["train_loss"] for h in ref_history])
+    assert not np.array_equal(losses, ref_losses)  # autocast did run
+    np.testing.assert_allclose(losses, ref_losses, rtol=2e-2)
+    bf16 = ptrain.predict(model, data.test.X, settings=DeviceSettings(precision="bf16"))
+    fp32 = ptrain.predict(model, data.test.X)
+    assert bf16.dtype == fp32.dtype == np.complex64
+    assert np.linalg.norm(bf16 - fp32) / np.linalg.norm(fp32) < 2e-2
+
+
+def test_the_spectral_product_stays_fp32_under_autocast() -> None:
+    torch.manual_seed(0)
+    layer = SpectralConv2d(4, 4, 3, 3)
+    x = torch.randn(2, 4, 12, 12)
+    ref = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+        from_bf16 = layer(x.bfloat16())
+    assert out.dtype == from_bf16.dtype == torch.float32
+    assert torch.equal(out, ref)  # not one bit of bf16 in the product
+    assert torch.equal(from_bf16, layer(x.bfloat16().float()))  # a bf16 input is upcast, then fp32
+
+
+@pytest.mark.parametrize("mode", ["default", "reduce-overhead"])
+def test_compile_mode_compiles_the_training_forward(data, monkeypatch, mode: str) -> None:
+    compiled, steps = [], []
+    monkeypatch.setattr(torch, "compile", lambda model, mode: compiled.append(mode) or model)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: steps.append(1))
+    history, _ = _fit(data, settings=DeviceSettings(compile_mode=mode))
+    assert compiled == [mode]
+    assert len(steps) == (8 if mode == "reduce-overhead" else 0)  # one graph step per training step
+    assert history == _fit(data)[0]
+
+
+def test_predict_runs_in_eval_batches_and_fills_every_output(data) -> None:
+    model, sizes = _model(), []
+    model.register_forward_hook(lambda module, args, out: sizes.append(len(args[0])))
+    whole = ptrain.predict(model, data.test.X, batch_size=len(data.test.X))  # 16 test patterns
+    batched = ptrain.predict(model, data.test.X, settings=DeviceSettings(eval_batch=6))
+    assert sizes == [16, 6, 6, 4]
+    np.testing.assert_allclose(batched, whole, rtol=1e-5, atol=1e-6)  # convolutions round per batch size
+
+
+def test_scaled_lr_is_the_square_root_rule() -> None:
+    assert ptrain.scaled_lr(16) == pytest.approx(1e-3)
+    assert ptrain.scaled_lr(64) == pytest.approx(2e-3)
+    assert ptrain.scaled_lr(32, base_batch=8, base_lr=1e-2) == pytest.approx(2e-2)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "match"),
+    [
+        ((0,), {}, r"Got batch_size=0, expected an int >= 1"),
+        ((16.0,), {}, r"Got batch_size=16.0, expected an int >= 1"),
+        ((16,), {"base_batch": -1}, r"Got base_batch=-1, expected an int >= 1"),
+        ((16,), {"base_lr": float("nan")}, r"Got base_lr=nan, expected a finite float > 0"),
+    ],
+)
+def test_scaled_lr_rejects_bad_input(args: tuple, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ptrain.scaled_lr(*args, **kwargs)

@@ -142,13 +142,15 @@ def test_a_failing_experiment_gives_a_failed_row_and_the_sweep_goes_on(tmp_path,
     assert df.loc[bad, "wall_time_s"] >= 0 and df.loc[bad, "device"] == "cpu"
 
 
-@pytest.mark.parametrize(("mode", "emptied"), [("cuda_oom", 1), ("oom", 1), ("raise", 0)])
-def test_out_of_memory_empties_the_cuda_cache(tmp_path, monkeypatch, mode, emptied):
+@pytest.mark.parametrize("mode", ["ok", "cuda_oom", "oom", "raise"])
+@pytest.mark.parametrize("cuda_used", [True, False])
+def test_every_run_that_used_cuda_empties_the_cuda_cache(tmp_path, monkeypatch, mode, cuda_used):
     calls = []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # as on a GPU machine
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: cuda_used)  # as after a run on a GPU
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append(1))
     df = _sweep([{"mode": mode}], flaky, tmp_path)
-    assert df["status"].tolist() == ["failed"] and len(calls) == emptied
+    assert df["status"].tolist() == ["ok" if mode == "ok" else "failed"]
+    assert len(calls) == cuda_used
 
 
 def test_a_raised_exception_leaves_its_traceback(tmp_path):

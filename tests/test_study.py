@@ -196,3 +196,29 @@ def test_default_probe_trains_past_the_mean_patch_floor(tmp_path: Path) -> None:
     psnr_margin = out["psnr_phase"] - floor["psnr_phase"]
     print(f"margin over the mean-patch floor: phase MAE {mae_margin:.3f} rad, PSNR {psnr_margin:.2f} dB")
     assert mae_margin > 0.05 and psnr_margin > 3.0
+
+
+def test_a_row_records_its_precision(light_run: Path, tmp_path: Path) -> None:
+    assert pd.read_csv(light_run)["precision"].tolist() == ["fp32"]  # the CPU default
+    [config] = study.study_grid(light=True, data=TINY, axes={"architecture": ["fno"], "fno_modes": [2], "fno_width": [4]},
+                                   epochs=1).configs()
+    out = experiment.train_and_evaluate({**config, "precision": "bf16"}, tmp_path / "run",
+                                        cache_dir=tmp_path / "cache", progress=False)
+    assert out["precision"] == "bf16" and np.isfinite(out["ssim_phase"]) and np.isfinite(out["final_train_loss"])
+    with pytest.raises(ValueError, match=r"Got precision='fp8', expected one of \['fp32', 'tf32', 'bf16'\]"):
+        experiment.train_and_evaluate({**config, "precision": "fp8"}, tmp_path / "bad", cache_dir=tmp_path / "cache")
+
+
+def test_run_study_batch_size_scales_the_learning_rate(tmp_path: Path, monkeypatch) -> None:
+    ran = []
+
+    def fake_sweep(configs, fn, output_dir, **kwargs):
+        ran.extend(configs)
+        return pd.DataFrame()
+
+    monkeypatch.setattr(study, "run_sweep", fake_sweep)
+    study.run_study(tmp_path, light=True, data=TINY, axes={"architecture": ["fno"], "fno_width": [4, 8]},
+                    batch_size=64, progress=False)
+    assert [(c["batch_size"], c["lr"]) for c in ran] == [(64, pytest.approx(2e-3))] * 2
+    with pytest.raises(ValueError, match=r"Got batch_size=0, expected an int >= 1"):
+        study.run_study(tmp_path, light=True, data=TINY, batch_size=0, progress=False)

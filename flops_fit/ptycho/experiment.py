@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from flops_fit.device import DeviceSettings, synchronize
 from flops_fit.flops import count_params, forward_flops, train_flops
 from flops_fit.metrics import complex_metrics
 from flops_fit.ptycho import train as ptrain
@@ -97,10 +98,18 @@ def score(pred: np.ndarray, data: GridLinesData, *, loss: str = "mae") -> dict[s
 
 
 def evaluate(
-    model: torch.nn.Module, data: GridLinesData, *, device: str = "cpu", loss: str = "mae"
+    model: torch.nn.Module,
+    data: GridLinesData,
+    *,
+    device: str = "cpu",
+    loss: str = "mae",
+    settings: DeviceSettings | None = None,
 ) -> dict[str, float]:
-    """Reconstruct the test object with ``model`` and :func:`score` it."""
-    return score(ptrain.predict(model, data.test.X, device=device), data, loss=loss)
+    """Reconstruct the test object with ``model`` and :func:`score` it.
+
+    ``settings`` (default: those of ``device``) sets the inference precision.
+    """
+    return score(ptrain.predict(model, data.test.X, device=device, settings=settings), data, loss=loss)
 
 
 def mean_patch_baseline(data: GridLinesData) -> dict[str, float]:
@@ -152,7 +161,9 @@ def train_and_evaluate(
         A study config: ``architecture, fno_input_transform, fno_modes,
         fno_width, data, seed, batch_size, lr, loss, schedule`` and either ``epochs``
         or ``train_samples`` (IsoFLOP mode); optionally ``data_key``, the
-        :meth:`~flops_fit.ptycho.config.GridLinesConfig.cache_key` the data must have.
+        :meth:`~flops_fit.ptycho.config.GridLinesConfig.cache_key` the data must
+        have, and ``precision`` (``fp32``, ``tf32``, ``bf16``), else the device's
+        default (:meth:`~flops_fit.device.DeviceSettings.for_device`).
     run_dir : pathlib.Path
         Folder for this run's ``metrics.json``, ``history.json`` and
         ``reconstruction.png``.
@@ -166,9 +177,12 @@ def train_and_evaluate(
     dict
         ``model_params`` (real numbers), ``flops_per_sample`` (forward FLOPs),
         ``train_samples`` (samples seen), ``train_flops``, ``train_time_s``,
-        ``inference_time_s`` (s / sample), ``final_train_loss``,
-        ``final_test_loss`` and the :func:`~flops_fit.metrics.complex_metrics`
-        of the stitched test reconstruction.
+        ``inference_time_s`` (s / sample, at the training batch size, in the
+        run's precision), ``final_train_loss``, ``final_test_loss``,
+        ``precision`` (the one used), the
+        :func:`~flops_fit.metrics.complex_metrics` of the stitched test
+        reconstruction and, on CUDA, ``gpu_name`` and ``gpu_peak_memory_gb``
+        (peak allocated by tensors during the run).
     """
     data = _data(config["data"], str(cache_dir))
     key = data.config.cache_key()
@@ -190,6 +204,12 @@ def train_and_evaluate(
         ptrain.input_scale(train.X),
     )
     fwd = forward_flops(model, torch.from_numpy(train.X[:1]))
+    dev = torch.device(device)
+    settings = DeviceSettings.for_device(dev)
+    if config.get("precision") is not None:
+        settings = settings.replace(precision=config["precision"])
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
     model = model.to(device)
     samples = config.get("train_samples") or config["epochs"] * len(train.X)
     start = time.perf_counter()
@@ -206,13 +226,17 @@ def train_and_evaluate(
         device=device,
         seed=config["seed"],
         progress=progress,
+        settings=settings,
     )
+    synchronize(dev)  # the last step may still be queued on an accelerator
     train_time = time.perf_counter() - start
     seen = history[-1]["samples_seen"]
     # Predict once: the metrics and the preview share it.
-    pred = ptrain.predict(model, data.test.X, device=device)
+    pred = ptrain.predict(model, data.test.X, device=device, settings=settings)
     metrics = score(pred, data, loss=config["loss"])
     batch = torch.from_numpy(data.test.X[: config["batch_size"]]).to(device)
+    with settings.matmuls(dev.type), settings.autocast(dev.type):
+        inference_time = time_inference(model, batch)
     out = {
         "model_params": count_params(model),
         "flops_per_sample": fwd,
@@ -220,12 +244,16 @@ def train_and_evaluate(
         "epochs_completed": seen / len(train.X),
         "train_flops": train_flops(fwd, seen),
         "train_time_s": train_time,
-        "inference_time_s": time_inference(model, batch),
+        "inference_time_s": inference_time,
         "final_train_loss": history[-1]["train_loss"],
         "n_train_patches": len(train.X),
         "n_test_patches": len(data.test.X),
+        "precision": settings.precision,
         **metrics,
     }
+    if dev.type == "cuda":
+        out["gpu_name"] = torch.cuda.get_device_name(dev)
+        out["gpu_peak_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 1e9
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "history.json").write_text(json.dumps(history, indent=1))
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=1))

@@ -217,6 +217,9 @@ class SpectralConv2d(nn.Module):
     scale PyTorch gives a linear layer, so the layer starts with a gain of
     order one on the kept band.
 
+    Under :func:`torch.autocast` the layer still computes in the precision
+    of its weight, fp32 (a bf16 input is upcast; the output is fp32).
+
     The backward pass is hand-written (first derivatives only; double
     backward raises). Forward FLOPs per sample, as ``forward_flops`` counts
     them: one ``rfft2`` per input channel, ``8 K in out`` for the mixing
@@ -252,7 +255,10 @@ class SpectralConv2d(nn.Module):
                 f"Got modes=({self.modes1}, {self.modes2}) for a {n_rows}x{n_cols} grid, which holds "
                 f"at most ({n_rows // 2}, {n_cols // 2 + 1})"
             )
-        return _SpectralConv.apply(x, self.weight, self.modes1, self.modes2)
+        # Outside autocast, in the weight's precision (fp32): complex tensors do not autocast,
+        # cuFFT has no bf16 transform, and the mode mixing is a few % of the FLOPs.
+        with torch.autocast(x.device.type, enabled=False):
+            return _SpectralConv.apply(x.to(self.weight.dtype), self.weight, self.modes1, self.modes2)
 
 
 class FourierBlock(nn.Module):

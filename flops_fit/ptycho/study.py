@@ -34,6 +34,7 @@ from flops_fit.ptycho.experiment import (
     train_and_evaluate,
 )
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
+from flops_fit.ptycho.train import scaled_lr
 from flops_fit.runner import check_output_dir, run_sweep
 
 __all__ = [
@@ -258,6 +259,7 @@ def run_study(
     data: GridLinesConfig | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = True,
+    batch_size: int | None = None,
 ) -> Path:
     """Run the FNO study and write its results table and Pareto plot.
 
@@ -288,6 +290,11 @@ def run_study(
         ``fno_modes`` and ``fno_input_transform`` to one value each.
     cache_dir : str or pathlib.Path, optional
         Simulated-data cache (default ``<output_dir>/data_cache``).
+    batch_size : int, optional
+        Training batch of every experiment, with the learning rate of
+        :func:`~flops_fit.ptycho.train.scaled_lr` (square-root rule from the
+        reference's 16 / 1e-3). Default: the reference's. A GPU needs a
+        larger batch to be busy (``benchmarks/gpu_check.py`` measures it).
 
     Returns
     -------
@@ -327,6 +334,8 @@ def run_study(
                 light, architectures=architectures, epochs=epochs, seed=s, axes=axes, data=data
             ).configs()
         ]
+    if batch_size is not None:
+        configs = [{**c, "batch_size": batch_size, "lr": scaled_lr(batch_size)} for c in configs]
     _check_models(configs)
     check_output_dir(output_dir)  # a busy folder fails now, not after minutes of simulation
     cache = str(cache_dir or output_dir / "data_cache")

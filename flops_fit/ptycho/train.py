@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from flops_fit.device import DeviceSettings, host_to_device
 from flops_fit.ptycho.models import to_complex
 from flops_fit.runner import DivergedError
 from flops_fit.training import lr_factor, sample_order
@@ -29,6 +30,7 @@ __all__ = [
     "mae_loss",
     "physics_loss",
     "predict",
+    "scaled_lr",
 ]
 
 LossName = Literal["mae", "physics"]
@@ -98,6 +100,52 @@ def as_channels(y: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.stack([y.real, y.imag], axis=1).astype(np.float32))
 
 
+def scaled_lr(batch_size: int, *, base_batch: int = 16, base_lr: float = 1e-3) -> float:
+    """Adam learning rate for ``batch_size`` by the square-root scaling rule.
+
+    ``lr = base_lr * sqrt(batch_size / base_batch)``: for Adam the gradient
+    noise, not the step count, sets the step size, and the rule keeps the
+    training dynamics of the reference (batch 16, lr 1e-3) to first order
+    as the batch grows (Malladi et al. 2022, "On the SDEs and Scaling Rules
+    for Adaptive Gradient Algorithms"). Linear scaling is the rule for SGD.
+
+    Examples
+    --------
+    >>> scaled_lr(16), scaled_lr(256)
+    (0.001, 0.004)
+    """
+    for name, value in [("batch_size", batch_size), ("base_batch", base_batch)]:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"Got {name}={value!r}, expected an int >= 1")
+    if not (isinstance(base_lr, int | float) and math.isfinite(base_lr) and base_lr > 0):
+        raise ValueError(f"Got base_lr={base_lr!r}, expected a finite float > 0")
+    return base_lr * math.sqrt(batch_size / base_batch)
+
+
+def _checked(total: torch.Tensor, epoch: int, step: int, every: int) -> float:
+    """The epoch's loss sum as a float (the host sync); raise if it is not finite."""
+    value = total.item()
+    if not math.isfinite(value):
+        where = "" if every == 1 else f" (found at step {step} of the epoch, checked every {every} steps)"
+        raise DivergedError(f"diverged at epoch {epoch + 1}: loss is {value}{where}")
+    return value
+
+
+def _forward_fn(model: nn.Module, mode: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The training forward: ``model`` itself, or compiled in ``mode`` (:func:`torch.compile`)."""
+    if mode is None:
+        return model
+    compiled = torch.compile(model, mode=mode)
+    if mode != "reduce-overhead":
+        return compiled
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        torch.compiler.cudagraph_mark_step_begin()  # a new step: earlier graph outputs may be overwritten
+        return compiled(x)
+
+    return forward
+
+
 def fit(
     model: nn.Module,
     x: np.ndarray,
@@ -112,6 +160,7 @@ def fit(
     device: str = "cpu",
     seed: int = 0,
     progress: bool = True,
+    settings: DeviceSettings | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` with Adam on exactly ``samples`` training samples.
 
@@ -129,7 +178,8 @@ def fit(
         Training samples to draw, in passes of shuffled epochs; the last
         epoch may be partial, so fractional epochs are exact (samples).
     batch_size, lr : int, float
-        Adam settings (reference: 16, 1e-3).
+        Adam settings (reference: 16, 1e-3; for larger batches see
+        :func:`scaled_lr`).
     loss : {"mae", "physics"}
         Training objective.
     schedule : {"constant", "cosine"}
@@ -144,6 +194,10 @@ def fit(
         Seed of the shuffling generator.
     progress : bool
         Show a tqdm bar over epochs.
+    settings : DeviceSettings, optional
+        Precision, divergence-check interval and compilation; default
+        :meth:`DeviceSettings.for_device` of ``device`` (on the CPU: fp32
+        and a check every step, as the reference loop).
 
     Returns
     -------
@@ -154,7 +208,17 @@ def fit(
     Raises
     ------
     DivergedError
-        When a batch loss is NaN or infinite.
+        When a batch loss is NaN or infinite, found at the next check (every
+        ``settings.check_every`` steps and at the end of each epoch).
+
+    Notes
+    -----
+    The split, the probe and the sample order are copied to the device once;
+    a step then runs without waiting on the host: batches are gathered on the
+    device and the loss is summed there (in float64, so the epoch mean is the
+    one a per-step ``.item()`` would give; float32 on MPS, which has no
+    float64). The host reads that sum only at the checks. Under ``"bf16"``
+    the forward pass runs under autocast and the loss in fp32.
     """
     if loss not in LOSSES:
         raise ValueError(f"Got loss={loss!r}, expected one of {sorted(LOSSES)}")
@@ -162,52 +226,90 @@ def fit(
         raise ValueError(f"samples must be >= 1, got {samples}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"Got schedule={schedule!r}, expected one of ['constant', 'cosine']")
+    dev = torch.device(device)
+    settings = settings or DeviceSettings.for_device(dev)
     loss_fn = LOSSES[loss]
     n = len(x)
-    # The whole split fits on any device at these sizes; moving it once avoids
-    # a host-to-device copy per batch.
-    xs = torch.from_numpy(np.ascontiguousarray(x)).to(device)
-    ys = as_channels(y).to(device)
-    p = torch.from_numpy(probe).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    order = torch.tensor(sample_order(list(range(n)), samples, torch.Generator().manual_seed(seed)))
-    passes = order.split(n)  # one shuffled pass over the data per epoch, the last cut short
+    xs, ys, p = host_to_device(x, dev), host_to_device(as_channels(y), dev), host_to_device(probe, dev)
+    # fused: one kernel for the whole Adam update on CUDA; elsewhere torch's default.
+    opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True if dev.type == "cuda" else None)
+    order = sample_order(list(range(n)), samples, torch.Generator().manual_seed(seed))
+    passes = host_to_device(torch.tensor(order), dev).split(n)  # one shuffled pass per epoch, the last cut short
     total_steps = sum(math.ceil(len(chunk) / batch_size) for chunk in passes)
     warmup = max(1, round(WARMUP_FRACTION * total_steps))
+    sum_dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
+    forward = _forward_fn(model, settings.compile_mode)
     step = 0
     model.train()
     history: list[dict[str, float]] = []
     seen = 0
-    for epoch, chunk in enumerate(tqdm(passes, desc="epochs", leave=False, disable=not progress)):
-        order = chunk.to(device)
-        total, batches = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            value = loss_fn(model(xs[idx]), ys[idx], xs[idx], p)
-            item = value.item()  # one device sync per step serves the check and the history
-            if not math.isfinite(item):
-                raise DivergedError(f"diverged at epoch {epoch + 1}: loss is {item}")
-            opt.zero_grad(set_to_none=True)
-            value.backward()
-            if schedule == "cosine":
-                for group in opt.param_groups:
-                    group["lr"] = lr * lr_factor(step, total_steps, warmup, MIN_LR_RATIO)
-            opt.step()
-            step += 1
-            total, batches = total + item, batches + 1
-            seen += len(idx)
-        history.append({"epoch": epoch + 1, "samples_seen": seen, "train_loss": total / batches})
+    with settings.matmuls(dev.type):
+        for epoch, chunk in enumerate(tqdm(passes, desc="epochs", leave=False, disable=not progress)):
+            total = torch.zeros((), dtype=sum_dtype, device=dev)
+            batches = math.ceil(len(chunk) / batch_size)
+            for batch in range(batches):
+                idx = chunk[batch * batch_size : (batch + 1) * batch_size]
+                xb = xs.index_select(0, idx)  # a gather on the device: no host sync
+                with settings.autocast(dev.type):
+                    pred = forward(xb)
+                value = loss_fn(pred.float(), ys.index_select(0, idx), xb, p)
+                total = total + value.detach().to(sum_dtype)
+                if (batch + 1) % settings.check_every == 0 or batch + 1 == batches:
+                    epoch_sum = _checked(total, epoch, batch + 1, settings.check_every)
+                opt.zero_grad(set_to_none=True)
+                value.backward()
+                if schedule == "cosine":
+                    for group in opt.param_groups:
+                        group["lr"] = lr * lr_factor(step, total_steps, warmup, MIN_LR_RATIO)
+                opt.step()
+                step += 1
+                seen += len(idx)
+            history.append({"epoch": epoch + 1, "samples_seen": seen, "train_loss": epoch_sum / batches})
     return history
 
 
 def predict(
-    model: nn.Module, x: np.ndarray, *, device: str = "cpu", batch_size: int = 64
+    model: nn.Module,
+    x: np.ndarray,
+    *,
+    device: str = "cpu",
+    batch_size: int | None = None,
+    settings: DeviceSettings | None = None,
 ) -> np.ndarray:
-    """Complex patches ``(n, N, N)`` predicted from ``x`` ``(n, 1, N, N)``."""
+    """Complex patches ``(n, N, N)`` predicted from ``x`` ``(n, 1, N, N)``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Put in eval mode.
+    x : numpy.ndarray
+        float32 ``(n, 1, N, N)`` network input.
+    device : str
+        Torch device string (the model's).
+    batch_size : int, optional
+        Patterns per forward pass (default ``settings.eval_batch``).
+    settings : DeviceSettings, optional
+        Default :meth:`DeviceSettings.for_device` of ``device``.
+
+    Notes
+    -----
+    On CUDA the input is staged in pinned memory, batches are copied in and
+    predictions out without blocking, and the host waits once, at the end.
+    """
+    dev = torch.device(device)
+    settings = settings or DeviceSettings.for_device(dev)
+    batch_size = batch_size or settings.eval_batch
+    pinned = dev.type == "cuda"
+    xs = torch.from_numpy(np.ascontiguousarray(x))
+    xs = xs.pin_memory() if pinned else xs
+    out = torch.empty((len(x), 2, *x.shape[-2:]), dtype=torch.float32, pin_memory=pinned)
     model.eval()
-    out = []
-    with torch.inference_mode():
+    with torch.inference_mode(), settings.matmuls(dev.type):
         for start in range(0, len(x), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size])).to(device)
-            out.append(to_complex(model(batch).float()).cpu().numpy())
-    return np.concatenate(out)
+            batch = xs[start : start + batch_size].to(dev, non_blocking=pinned)
+            with settings.autocast(dev.type):
+                pred = model(batch)
+            out[start : start + len(batch)].copy_(pred.float(), non_blocking=pinned)
+    if pinned:
+        torch.cuda.synchronize(dev)  # the copies into `out` are done
+    return to_complex(out).numpy()
