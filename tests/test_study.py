@@ -51,7 +51,7 @@ def test_light_grid_is_both_architectures_at_two_widths() -> None:
     ]
     for config in configs:
         assert config["fno_input_transform"] == "none" and config["fno_modes"] == 12
-        assert config["epochs"] == study.LIGHT_EPOCHS == 2 and config["data"] == "light"
+        assert config["epochs"] == study.LIGHT_EPOCHS == 3 and config["data"] == "light"
 
 
 def test_architectures_narrow_the_grid() -> None:
