@@ -217,7 +217,7 @@ def test_run_study_batch_size_scales_the_learning_rate(tmp_path: Path, monkeypat
         return pd.DataFrame()
 
     monkeypatch.setattr(study, "run_sweep", fake_sweep)
-    study.run_study(tmp_path, light=True, data=TINY, axes={"architecture": ["fno"], "fno_width": [4, 8]},
+    study.run_study(tmp_path, light=True, data=TINY, axes={"architecture": ["fno"], "fno_modes": [4], "fno_width": [4, 8]},
                     batch_size=64, progress=False)
     assert [(c["batch_size"], c["lr"]) for c in ran] == [(64, pytest.approx(2e-3))] * 2
     with pytest.raises(ValueError, match=r"Got batch_size=0, expected an int >= 1"):
