@@ -285,9 +285,10 @@ def test_run_study_refuses_bad_models_before_simulating(tmp_path, monkeypatch, k
     ("dataset", "kwargs", "error", "match"),
     [
         (_data(0, n=1), {}, ValueError, r"Got a dataset of 1 sample, expected at least 2"),
+        # training: one batch through the smallest model, before planning
         (TensorDataset(torch.randn(8, 7), torch.randn(8, 1)), {}, ValueError,
-         r"MLP\(width=2\) cannot run on a sample_input of shape \(1, 7\): RuntimeError: mat1 and mat2 "
-         r"shapes cannot be multiplied .* Expected a batch the model accepts"),
+         r"MLP\(width=2\) failed on a batch of the dataset \(input shape \(2, 7\)\): RuntimeError: "
+         r"mat1 and mat2 shapes cannot be multiplied"),
         (_data(0), {"settings": {"lr": 0.1}}, TypeError, r"Got settings of type dict, expected a TrainSettings"),
     ],
 )
@@ -296,6 +297,13 @@ def test_find_optimal_stops_before_training(tmp_path, dataset, kwargs, error, ma
         find_optimal(MLP, "width", None, dataset, nn.MSELoss(), [2e3, 4e3], sizes=[2, 4],
                      output_dir=tmp_path, progress=False, **kwargs)
     assert not any(tmp_path.iterdir())
+
+
+def test_planning_names_an_input_the_model_cannot_take(tmp_path):
+    with pytest.raises(ValueError, match=r"MLP\(width=2\) cannot run on a sample_input of shape \(1, 7\): "
+                       r"RuntimeError: mat1 and mat2 shapes cannot be multiplied .* Expected a batch the model"):
+        find_optimal(MLP, "width", None, compute_budgets=[2e3, 4e3], sizes=[2, 4],
+                     sample_input=torch.randn(1, 7), output_dir=tmp_path)
 
 
 _N = np.repeat([1e6, 3e6, 1e7], 3)
