@@ -56,6 +56,9 @@ __all__ = [
 PREVIEW_NAME = "reconstruction.png"  # what a ptycho run leaves in runs/<experiment_id>/
 _QUALITY_STEPS = 200  # quality slider resolution: 0.5 % of the metric's spread
 _LOG_STEPS = 100  # log sliders: 1 % of the decades spanned
+# Plot size in pixels: beside a 360-px-wide reconstruction.png it fits JupyterLab's
+# notebook width at 1400 px (narrower windows wrap the picture below the plot).
+_PLOT_PX, _DPI = (576, 396), 90
 _FILTERED_COLUMNS = {"architectures": "architecture", "transforms": "fno_input_transform"}
 
 
@@ -357,12 +360,12 @@ class ParetoExplorer:
                               value=hue if hue is not None else (hues[0] if hues else ""),
                               description="colour by", style=style)
         self.controls = c
-        self.run_picker = w.Select(options=[], description="front runs", rows=5, style=style,
-                                   layout=w.Layout(width="100%"))
+        self.run_picker = w.Select(options=[], rows=5, layout=w.Layout(width="auto"))
         self.status = w.HTML()
-        self.image = w.Image(format="png", layout=w.Layout(flex="1 1 540px", max_width="640px",
-                                                           min_width="360px"))
-        self.preview = w.Image(format="png", layout=w.Layout(max_width="100%"))
+        # Images keep their aspect (height auto): a flex row would stretch them to its height.
+        self.image = w.Image(format="png", layout=w.Layout(width=f"{_PLOT_PX[0]}px",
+                                                           max_width="100%", height="auto"))
+        self.preview = w.Image(format="png", layout=w.Layout(max_width="100%", height="auto"))
         self.details_html = w.HTML()
         self.table = w.HTML()
         self.selected: Any = None
@@ -378,11 +381,14 @@ class ParetoExplorer:
         self.run_picker.observe(self._on_pick, names="value")
         sliders = [c[k] for k in ("max_params", "max_inference_time", "min_quality") if k in c]
         pickers = [c[k] for k in ("architectures", "transforms", "x", "y", "hue") if k in c]
-        side = w.VBox([self.run_picker, self.preview, self.details_html],
-                      layout=w.Layout(flex="0 1 400px", min_width="300px"))
+        side = w.VBox([w.HTML("<b>Runs on the front</b> (pick one to see it)"), self.run_picker,
+                       self.preview, self.details_html],
+                      layout=w.Layout(flex="1 1 340px", min_width="300px", max_width="440px"))
         self.widget = w.VBox([self.status, w.HBox(sliders, layout=wrap),
                               w.HBox(pickers, layout=wrap),
-                              w.HBox([self.image, side], layout=wrap), self.table])
+                              w.HBox([self.image, side], layout=w.Layout(
+                                  flex_flow="row wrap", align_items="flex-start")),
+                              self.table])
         self.widget.add_class("ff-explorer")
         self.refresh()
 
@@ -448,7 +454,7 @@ class ParetoExplorer:
                   f"{int(mask.sum())} on the Pareto front")
         self.status.value = (f"<b>{status}</b> <span class='ff-limits'>"
                              f"({html.escape(describe_filters(filters))})</span>")
-        fig = Figure(figsize=(7.0, 4.5), layout="constrained")
+        fig = Figure(figsize=(_PLOT_PX[0] / _DPI, _PLOT_PX[1] / _DPI), layout="constrained")
         self.figure, self.axes = fig, fig.add_subplot()
         plot_pareto(self.current, x, y, hue=hue, ax=self.axes, title=status,
                     categories=self._categories.get(hue) if hue else None)
@@ -458,7 +464,7 @@ class ParetoExplorer:
                               linewidths=2, zorder=4, gid="selected", label="picked run")
             self.axes.legend(fontsize=8, title=hue, title_fontsize=8)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
+        fig.savefig(buf, format="png", dpi=_DPI)
         self.image.value = buf.getvalue()
         self.table.value = run_table(self.current_front, qualities=[y], sort_by=x).to_html(
             index=False, float_format="{:.4g}".format)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from flops_fit.results import BOOKKEEPING_COLUMNS
 
@@ -343,6 +344,9 @@ def plot_pareto(
             zorder=2, gid="front_line", label="Pareto front")
     if logx:
         ax.set_xscale("log")
+        lo, hi = ax.get_xlim()
+        if hi >= 10 * lo:  # a decade tick is in view: labelled minor ticks would overlap
+            ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel=axis_label(x), ylabel=axis_label(y),
            title=title or f"{int(front.sum())} of {len(valid)} runs on the Pareto front")
     hidden = len(df) - len(valid)
@@ -484,4 +488,4 @@ def run_table(
     key = sort_by or next(iter(quals), None)
     if key is None or key not in table.columns:
         return table
-    return table.sort_values(key, ascending=metric_direction(key) == "min")
+    return table.sort_values(key, ascending=metric_direction(key) == "min", kind="stable")
