@@ -17,6 +17,7 @@ instead of running the light study (say a GPU run of the full grid).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
@@ -34,7 +35,14 @@ from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from flops_fit.explorer import quality_range
-from flops_fit.pareto import axis_label, filter_results, finite_rows, metric_direction, pareto_front
+from flops_fit.pareto import (
+    axis_label,
+    filter_results,
+    finite_rows,
+    metric_direction,
+    pareto_front,
+    quality_columns,
+)
 from flops_fit.results import load_results
 
 SCREENSHOT_ENV_VAR = "FLOPS_FIT_SCREENSHOT_DIR"
@@ -139,6 +147,24 @@ def _between(values: pd.Series, *, from_top: bool) -> float:
     return (v[0] + v[1]) / 2
 
 
+def _traps(runs: pd.DataFrame, qualities: list[str]) -> list[tuple[str, str, float]]:
+    """(a, b, limit): a limit on metric ``a`` strictly inside metric ``b``'s slider range.
+
+    Up to three, with ``b`` of both directions where the data allow (the
+    quality slider is a lower limit for one, an upper limit for the other).
+    A limit strictly inside ``b``'s range excludes at least the run at its
+    loosest end, so a limit carried over is seen.
+    """
+    span = {q: (quality_range(runs, q).min, quality_range(runs, q).max) for q in qualities}
+    found: dict[str, tuple[str, str, float]] = {}
+    for a, b in itertools.permutations(qualities, 2):
+        lo, hi = max(span[a][0], span[b][0]), min(span[a][1], span[b][1])
+        key = metric_direction(b) if len(found) < 2 else "any"
+        if lo < hi and key not in found and b not in {t[1] for t in found.values()}:
+            found[key] = (a, b, (lo + hi) / 2)
+    return list(found.values())[:3]
+
+
 def _open_notebook(page: Any, lab: Lab) -> None:
     page.goto(lab.url("lab/tree/explore.ipynb"))
     page.get_by_text("| Idle").wait_for(timeout=90_000)  # the kernel has started
@@ -188,20 +214,25 @@ def test_explorer_in_a_real_browser(request: pytest.FixtureRequest, tmp_path: Pa
         assert picked["experiment_id"] in shown["picked"]
         assert shown["image"] == _png_size(folder / "runs" / picked["experiment_id"] / "reconstruction.png")
 
-        # The y picker never filters a run: a limit set on one metric, then y switched.
-        qualities = [q for q in ("psnr_phase", "mae_phase", "ssim_amp", "final_test_loss", "ssim_phase")
-                     if q in runs.columns]
-        for quality in qualities:
-            if runs[ui.y].nunique() > 1:
-                limit = _between(runs[ui.y], from_top=metric_direction(ui.y) == "min")
-                ui.limits = {"min_quality": ui.type("min-quality", limit)}
-                ui.settle(f"a limit on {ui.y}")
-            ui.select("y", label=axis_label(quality))
-            ui.y, ui.limits = quality, {}
-            got = ui.settle(f"y -> {quality}")
-            r = quality_range(runs, quality)
-            assert got["quality"] == pytest.approx(r.loosest, rel=1e-9, abs=1e-12), "not at its loosest"
-            assert got["quality_label"] == r.description
+        # The y picker never filters a run. The trap: a limit set on one metric that lies
+        # inside the next metric's range, off its step grid; a browser handed the new range
+        # before the new value snaps the old value into it and sends that back.
+        traps = _traps(runs, quality_columns(runs))
+        assert traps, "no two metrics' ranges overlap: the y-picker check has no trap to set"
+        for a, b, limit in traps:
+            for quality, typed in ((a, limit), (b, None)):
+                ui.select("y", label=axis_label(quality))
+                ui.y, ui.limits = quality, {}
+                got = ui.settle(f"y -> {quality}")
+                r = quality_range(runs, quality)
+                assert got["quality"] == pytest.approx(r.loosest, rel=1e-9, abs=1e-12), "not loosest"
+                assert got["quality_label"] == r.description
+                if typed is not None:
+                    ui.limits = {"min_quality": ui.type("min-quality", typed)}
+                    ui.settle(f"a limit on {quality} inside the range of {b}")
+        ui.select("y", label=axis_label("ssim_phase"))
+        ui.y = "ssim_phase"
+        ui.settle("y -> ssim_phase")
 
         for cost in ("inference_time_s", "train_flops", "model_params"):
             ui.select("x", label=axis_label(cost))
