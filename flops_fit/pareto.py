@@ -11,13 +11,13 @@ fronts a table allows. The interactive explorer built on them is
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 
 from flops_fit.results import BOOKKEEPING_COLUMNS
 
@@ -269,6 +269,24 @@ def pareto_front(df: pd.DataFrame, objectives: Mapping[str, Direction]) -> np.nd
     return mask
 
 
+def _log_ticks(axis: Any) -> None:
+    """Tick labels that do not overlap on a narrow log axis.
+
+    Matplotlib labels minor ticks (2x10^5, 3x10^5, 4x10^5, ...) when few
+    decade ticks are in view, and they run into each other in a 576-px plot.
+    Two or more decade ticks: those alone; one: 2x and 5x beside it; none
+    (less than a decade): matplotlib's own choice.
+    """
+    lo, hi = sorted(np.log10(axis.get_view_interval()))
+    decades = int(np.floor(hi) - np.ceil(lo)) + 1
+    if decades >= 2:
+        axis.set_minor_formatter(NullFormatter())
+    elif decades == 1:
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False,
+                                                         minor_thresholds=(np.inf, np.inf)))
+
+
 def plot_pareto(
     df: pd.DataFrame,
     x: str,
@@ -344,9 +362,7 @@ def plot_pareto(
             zorder=2, gid="front_line", label="Pareto front")
     if logx:
         ax.set_xscale("log")
-        lo, hi = ax.get_xlim()
-        if hi >= 10 * lo:  # a decade tick is in view: labelled minor ticks would overlap
-            ax.xaxis.set_minor_formatter(NullFormatter())
+        _log_ticks(ax.xaxis)
     ax.set(xlabel=axis_label(x), ylabel=axis_label(y),
            title=title or f"{int(front.sum())} of {len(valid)} runs on the Pareto front")
     hidden = len(df) - len(valid)
