@@ -416,7 +416,7 @@ def load_records(output_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]
     Parameters
     ----------
     output_dir : str or os.PathLike
-        A folder written by :func:`flops_fit.runner.run_sweep`.
+        The sweep folder, as for :func:`load_results`.
 
     Returns
     -------
