@@ -273,6 +273,47 @@ def _kv_table(title: str, items: Mapping[str, Any], labels: bool) -> str:
             f"<tbody>{rows}</tbody></table>")
 
 
+def _controls(df: pd.DataFrame, costs: list[str], qualities: list[str], *, x: str, y: str,
+              hues: list[str], hue: str) -> dict[str, Any]:
+    """The explorer's sliders and pickers, by name; those whose column is missing left out.
+
+    Sliders redraw on release (``continuous_update=False``): a drag would queue
+    a plot per step, and a browser with continuous updates on sends the kernel
+    back every value it snaps or clamps, even of changes the kernel made.
+    Descriptions keep their whole width (the browser cuts them at 80 px).
+    """
+    import ipywidgets as w
+
+    style = {"description_width": "initial"}
+    c: dict[str, Any] = {}
+    for name, column, desc in (("max_params", "model_params", "max parameters"),
+                               ("max_inference_time", "inference_time_s", "max inference time (s)")):
+        span = log_range(df[column]) if column in df.columns else None
+        if span is not None:
+            lo, hi, step = span
+            c[name] = w.FloatLogSlider(value=10**hi, min=lo, max=hi, step=step, description=desc,
+                                       readout_format=".3g", continuous_update=False, style=style)
+    r = quality_range(df, y)
+    c["min_quality"] = w.FloatSlider(value=r.loosest, min=r.min, max=r.max, step=r.step,
+                                     description=r.description, readout_format=".4g",
+                                     continuous_update=False, style=style)
+    for name, column in _FILTERED_COLUMNS.items():
+        if column in df.columns:
+            opts = sorted(df[column].dropna().astype(str).unique())
+            c[name] = w.SelectMultiple(options=opts, value=tuple(opts), style=style,
+                                       description=axis_label(column).replace("_", " "),
+                                       rows=max(2, min(len(opts), 4)))
+    c["x"] = w.Dropdown(options=[(axis_label(k), k) for k in costs], value=x, description="x",
+                        style=style)
+    c["y"] = w.Dropdown(options=[(axis_label(k), k) for k in qualities], value=y, description="y",
+                        style=style)
+    c["hue"] = w.Dropdown(options=[("(none)", ""), *((k.replace("_", " "), k) for k in hues)],
+                          value=hue, description="colour by", style=style)
+    for name, widget in c.items():
+        widget.add_class(f"ff-{name.replace('_', '-')}")  # what the browser test finds them by
+    return c
+
+
 def explore(df: pd.DataFrame, **options: Any) -> ParetoExplorer:
     """Interactive Pareto explorer for a notebook; see `ParetoExplorer`."""
     return ParetoExplorer(df, **options)
@@ -330,35 +371,8 @@ class ParetoExplorer:
         if hue not in (None, "", *hues):
             raise ValueError(f"Got hue={hue!r}, expected one of {['', *hues]}")
         self._categories = {c: sorted(df[c].dropna().astype(str).unique()) for c in hues}
-        style, wrap = {"description_width": "initial"}, w.Layout(flex_flow="row wrap")
-        c: dict[str, Any] = {}
-        for name, column, desc in (("max_params", "model_params", "max parameters"),
-                                   ("max_inference_time", "inference_time_s",
-                                    "max inference time (s)")):
-            span = log_range(df[column]) if column in df.columns else None
-            if span is not None:
-                lo, hi, step = span
-                c[name] = w.FloatLogSlider(value=10**hi, min=lo, max=hi, step=step,
-                                           description=desc, readout_format=".3g",
-                                           continuous_update=False, style=style)
-        first_y = y or qual[0]
-        r = quality_range(df, first_y)
-        c["min_quality"] = w.FloatSlider(value=r.loosest, min=r.min, max=r.max, step=r.step,
-                                         description=r.description, readout_format=".4g",
-                                         continuous_update=False, style=style)
-        for name, column in _FILTERED_COLUMNS.items():
-            if column in df.columns:
-                opts = sorted(df[column].dropna().astype(str).unique())
-                c[name] = w.SelectMultiple(options=opts, value=tuple(opts), style=style,
-                                           description=axis_label(column).replace("_", " "),
-                                           rows=max(2, min(len(opts), 4)))
-        c["x"] = w.Dropdown(options=[(axis_label(k), k) for k in costs], value=x or costs[0],
-                            description="x", style=style)
-        c["y"] = w.Dropdown(options=[(axis_label(k), k) for k in qual], value=first_y,
-                            description="y", style=style)
-        c["hue"] = w.Dropdown(options=[("(none)", ""), *((k.replace("_", " "), k) for k in hues)],
-                              value=hue if hue is not None else (hues[0] if hues else ""),
-                              description="colour by", style=style)
+        c = _controls(df, costs, qual, x=x or costs[0], y=y or qual[0], hues=hues,
+                      hue=hue if hue is not None else (hues[0] if hues else ""))
         self.controls = c
         self.run_picker = w.Select(options=[], rows=5, layout=w.Layout(width="auto"))
         self.status = w.HTML()
@@ -370,9 +384,7 @@ class ParetoExplorer:
         self.table = w.HTML()
         self.selected: Any = None
         self._busy = False
-        for name, widget in (*c.items(), ("run", self.run_picker)):
-            widget.add_class(f"ff-{name.replace('_', '-')}")
-        for widget, name in ((self.status, "status"), (self.image, "plot"),
+        for widget, name in ((self.run_picker, "run"), (self.status, "status"), (self.image, "plot"),
                              (self.preview, "reconstruction"), (self.details_html, "details"),
                              (self.table, "front-table")):
             widget.add_class(f"ff-{name}")
@@ -384,8 +396,8 @@ class ParetoExplorer:
         side = w.VBox([w.HTML("<b>Runs on the front</b> (pick one to see it)"), self.run_picker,
                        self.preview, self.details_html],
                       layout=w.Layout(flex="1 1 340px", min_width="300px", max_width="440px"))
-        self.widget = w.VBox([self.status, w.HBox(sliders, layout=wrap),
-                              w.HBox(pickers, layout=wrap),
+        self.widget = w.VBox([self.status, w.HBox(sliders, layout=w.Layout(flex_flow="row wrap")),
+                              w.HBox(pickers, layout=w.Layout(flex_flow="row wrap")),
                               w.HBox([self.image, side], layout=w.Layout(
                                   flex_flow="row wrap", align_items="flex-start")),
                               self.table])
@@ -402,7 +414,7 @@ class ParetoExplorer:
             s.description = r.description
 
     def _on_change(self, change: dict) -> None:
-        if self._busy:
+        if self._busy:  # a control this explorer is setting itself: one refresh at the end
             return
         self._busy = True
         try:

@@ -434,7 +434,11 @@ def filter_results(
 
 
 def plot_fronts(
-    df: pd.DataFrame, pairs: Sequence[tuple[str, str]], *, hue: str | None = "auto"
+    df: pd.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    hue: str | None = "auto",
+    fig: Figure | None = None,
 ) -> Figure:
     """One `plot_pareto` panel per (cost, quality) pair, two per row.
 
@@ -447,18 +451,24 @@ def plot_fronts(
     hue : str or None
         Colour column; "auto" takes the first of `category_columns` (the
         architecture for the FNO study), None colours nothing.
+    fig : Figure, optional
+        Where to draw; a new pyplot figure otherwise (so that a notebook's
+        inline backend shows it: a bare ``Figure`` displays as text until
+        pyplot has drawn once).
 
     Returns
     -------
     Figure
-        Not attached to pyplot: ``display`` it in a notebook.
     """
     if not pairs:
         raise ValueError("Got no (cost, quality) pair, expected at least 1 (see pareto_pairs)")
     if hue == "auto":
         hue = next(iter(category_columns(df)), None)
     rows, cols = (len(pairs) + 1) // 2, min(len(pairs), 2)
-    fig = Figure(figsize=(6.0 * cols, 4.0 * rows), layout="constrained")
+    if fig is None:
+        import matplotlib.pyplot as plt  # pyplot only here, so notebooks display the figure
+
+        fig = plt.figure(figsize=(6.0 * cols, 4.0 * rows), layout="constrained")
     axes = list(fig.subplots(rows, cols, squeeze=False).flat)
     categories = sorted(df[hue].dropna().astype(str).unique()) if hue else None
     for ax, (x, y) in zip(axes, pairs, strict=False):

@@ -182,8 +182,8 @@ def _open_notebook(page: Any, lab: Lab) -> None:
 def test_explorer_in_a_real_browser(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    start = time.perf_counter()
     folder = Path(os.environ.get(FOLDER_ENV_VAR) or request.getfixturevalue("light_study").outputs)
+    start = time.perf_counter()  # the browser's part: the light study is shared with other tests
     results = load_results(folder)
     runs = results[results["status"] == "ok"]
     assert len(runs) >= 1
@@ -203,6 +203,8 @@ def test_explorer_in_a_real_browser(request: pytest.FixtureRequest, tmp_path: Pa
         _open_notebook(page, lab)
         assert page.get_by_text("Error displaying widget").count() == 0
         assert page.locator(".jp-OutputArea-output").filter(has_text="Traceback").count() == 0
+        fronts = page.locator(".jp-CodeCell").filter(has_text="plot_fronts(ok, pairs)")
+        assert fronts.locator(".jp-OutputArea-output img").count() == 1, "the fronts are no picture"
 
         ui = Explorer(page, lab, runs)
         shown = ui.settle("running all cells")

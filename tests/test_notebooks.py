@@ -245,7 +245,7 @@ def test_explore_results_reads_the_light_study(light_study: LightStudy) -> None:
     assert f"{n} experiments, {n} ok, 0 failed" in text
     assert "No Pareto front" not in text and "No explorer" not in text
     assert "No scaling fit: no run in this folder has all of ['compute_budget'" in text
-    fronts = _output_of(cells, "plot_fronts(ok, pairs)")
+    fronts = _output_of(cells, "plot_fronts(ok, pairs)")  # a picture, not "<Figure size ...>"
     assert any("image/png" in o.get("data", {}) for o in fronts)
     explorer = _output_of(cells, "explore(ok, results_dir=results_dir)")
     assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in explorer)
@@ -311,6 +311,8 @@ def test_explore_results_on_every_kind_of_folder(kind: str, expected: list[str],
             assert len(line) < 240, f"{kind}: not a one-line reason: {line!r}"
     if kind == "full_grid":
         assert "No Pareto front" not in text and "No explorer" not in text
+        fronts = _output_of(cells, "plot_fronts(ok, pairs)")
+        assert any("image/png" in o.get("data", {}) for o in fronts)
         explorer = _output_of(cells, "explore(ok, results_dir=results_dir)")
         assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in explorer)
     if kind == "failed_only":
