@@ -9,9 +9,24 @@ STAMP  := $(VENV)/.installed
 EXTRAS ?= dev,distributed
 STUDY_OUT ?= outputs/light_study
 
-.PHONY: install test study lint bench lab lock clean
+.PHONY: install chromium test study lint bench lab lock clean
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# The browser test (tests/test_explorer_browser.py) drives Debian's Chromium; Playwright
+# never downloads a browser of its own. As root, apt-get installs it; otherwise this
+# says what to install (or FLOPS_FIT_CHROMIUM names another Chromium/Chrome binary).
+chromium:
+	@if [ -n "$$FLOPS_FIT_CHROMIUM" ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian's chromium for the browser test (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium fonts-liberation >/dev/null; \
+	else \
+	  echo "The browser test needs Chromium: sudo apt-get install --no-install-recommends chromium fonts-liberation" >&2; \
+	  echo "(Debian/Ubuntu), or set FLOPS_FIT_CHROMIUM=/path/to/chromium; until then it fails, and" >&2; \
+	  echo "'$(PY) -m pytest -m \"not browser\"' runs everything else." >&2; \
+	fi
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,9 +51,10 @@ bench: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS),bench]"
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
+# JupyterLab refuses to start as root without --allow-root (containers run as root).
 lab: install
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS),notebooks]"
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # Regenerate the pins from a fresh resolve of pyproject's ranges (torch kept at the on-disk CPU build).
 lock:

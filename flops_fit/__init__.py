@@ -2,7 +2,7 @@
 
 The pipeline, by stage (one module each)::
 
-    planning / contracts / api  ->  runner  ->  results  ->  pareto, scaling  ->  notebooks
+    planning / contracts / api  ->  runner  ->  results  ->  pareto, explorer, scaling  ->  notebooks
     flops (cost of a model)         ptycho/ (the built-in FNO study)
 
 Public names are imported lazily, so ``import flops_fit`` stays fast and
@@ -42,7 +42,7 @@ _EXPORTS = {
     "complex_metrics": "metrics",
     "pareto_front": "pareto",
     "plot_pareto": "pareto",
-    "explore": "pareto",
+    "explore": "explorer",
     "fit_isoflop": "scaling",
     "fit_parametric": "scaling",
     "Result": "result",

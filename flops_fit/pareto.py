@@ -1,31 +1,41 @@
-"""Pareto fronts of quality against cost: the non-dominated set, a plot, a live explorer.
+"""Pareto fronts of quality against cost: the non-dominated set, a plot, filters.
 
 A run is on the front when no other run is at least as good in every
 objective and strictly better in one. `pareto_front` finds it, `plot_pareto`
 draws it (this is ``pareto_plot.png``), `filter_results` narrows a results
-table and `explore` wraps both in ipywidgets sliders and pickers.
+table, and `cost_columns` / `quality_columns` / `pareto_pairs` say which
+fronts a table allows. The interactive explorer built on them is
+:mod:`flops_fit.explorer`.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+from flops_fit.results import BOOKKEEPING_COLUMNS
 
 __all__ = [
+    "COSTS",
     "LABELS",
-    "ParetoExplorer",
     "axis_label",
-    "explore",
+    "category_columns",
+    "cost_columns",
     "filter_results",
+    "finite_rows",
     "metric_direction",
     "pareto_front",
+    "pareto_pairs",
+    "plot_fronts",
     "plot_pareto",
+    "quality_columns",
+    "run_table",
 ]
 
 Direction = Literal["min", "max"]
@@ -55,8 +65,15 @@ _BETTER: tuple[tuple[str, Direction], ...] = (
     ("model_params", "min"), ("inference_time", "min"), ("train_time", "min"),
     ("train_flops", "min"), ("flops", "min"),
 )
-_COSTS = ("model_params", "inference_time_s", "train_flops")
+# Costs a front is drawn against: memory, latency, training compute.
+COSTS = ("model_params", "inference_time_s", "train_flops")
+_QUALITY_PREFIXES = ("ssim", "ms_ssim", "psnr", "frc", "mae", "mse", "final_", "loss")
+# Measured, with a direction, yet a cost or a size rather than a quality.
+_NOT_QUALITY = (*COSTS, "flops_per_sample", "train_time_s", "compute_budget", "train_samples")
+# The qualities a results table shows first, when measured.
+_TABLE_QUALITIES = ("ssim_phase", "psnr_phase", "mae_phase", "ssim_amp", "final_test_loss")
 _ARCH, _TRANSFORM = "architecture", "fno_input_transform"
+# Columns that tell the study's runs apart (also what points are coloured by).
 _ID_COLUMNS = ("architecture", "fno_input_transform", "fno_modes", "fno_width", "epochs")
 
 
@@ -76,8 +93,87 @@ def metric_direction(column: str) -> Direction:
     )
 
 
-def _plottable(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Rows with finite ``x`` and ``y`` (failed runs have NaN metrics)."""
+def _has_values(df: pd.DataFrame, column: str) -> bool:
+    """A numeric column of ``df`` with at least one finite value."""
+    return (column in df.columns and pd.api.types.is_numeric_dtype(df[column])
+            and bool(np.isfinite(df[column].to_numpy(float)).any()))
+
+
+def cost_columns(df: pd.DataFrame) -> list[str]:
+    """The costs of `COSTS` that ``df`` measured (numeric, a finite value somewhere)."""
+    return [c for c in COSTS if _has_values(df, c)]
+
+
+def quality_columns(df: pd.DataFrame) -> list[str]:
+    """Measured qualities of ``df``: the known metrics first (in `LABELS` order),
+    then any other numeric column whose name gives a direction (``final_loss``).
+
+    Costs and sizes (`COSTS`, FLOPs, budgets, samples) are left out, and so is
+    a column with no finite value (a metric every run failed to record).
+    """
+    known = [c for c in LABELS if c not in _NOT_QUALITY]
+    other = [c for c in df.columns if c not in LABELS and str(c).startswith(_QUALITY_PREFIXES)]
+    return [c for c in (*known, *other) if _has_values(df, c)]
+
+
+def category_columns(df: pd.DataFrame) -> list[str]:
+    """Columns that tell runs apart, to colour points by: the study's
+    architecture, input transform, modes, width and epochs, and the budget of
+    an IsoFLOP sweep; those with at least one value."""
+    return [c for c in (*_ID_COLUMNS, "compute_budget")
+            if c in df.columns and df[c].notna().any()]
+
+
+def pareto_pairs(
+    df: pd.DataFrame,
+    costs: Sequence[str] = ("model_params", "inference_time_s"),
+    qualities: Sequence[str] = ("ssim_phase", "psnr_phase"),
+    *,
+    limit: int = 4,
+) -> list[tuple[str, str]]:
+    """(cost, quality) pairs that ``df`` can draw a front for.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Results table (failed runs may be in it: they have no metrics).
+    costs, qualities : sequence of str
+        Preferred columns; when none of them was measured, the table's own
+        (`cost_columns`, `quality_columns`) stand in, so a ``run_sweep`` folder
+        with other metrics still gets its fronts.
+    limit : int
+        At most this many pairs, costs varying fastest.
+
+    Returns
+    -------
+    list of (str, str)
+        Pairs with at least one run that has both values.
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason when no pair applies (no run, no cost column,
+        no quality column, or no run with both).
+    """
+    if len(df) == 0:
+        raise ValueError("Got 0 runs, expected at least 1 to draw a front")
+    cost = [c for c in costs if _has_values(df, c)] or cost_columns(df)
+    quality = [q for q in qualities if _has_values(df, q)] or quality_columns(df)
+    if not cost:
+        raise ValueError(f"Got no cost column, expected one of {list(COSTS)} with values")
+    if not quality:
+        raise ValueError("Got no quality column, expected a metric such as 'ssim_phase' or "
+                         "a column named like one (ssim*, psnr*, mae*, mse*, *loss) with values")
+    pairs = [(c, q) for q in quality for c in cost if len(finite_rows(df, c, q))]
+    if not pairs:
+        raise ValueError(f"Got no run with both a cost ({cost}) and a quality ({quality}), "
+                         "expected at least 1")
+    return pairs[:limit]
+
+
+def finite_rows(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Rows with finite ``x`` and ``y``: the runs a plot of y against x shows
+    (failed runs have NaN metrics)."""
     return df[np.isfinite(df[x].to_numpy(float)) & np.isfinite(df[y].to_numpy(float))]
 
 
@@ -173,6 +269,24 @@ def pareto_front(df: pd.DataFrame, objectives: Mapping[str, Direction]) -> np.nd
     return mask
 
 
+def _log_ticks(axis: Any) -> None:
+    """Tick labels that do not overlap on a narrow log axis.
+
+    Matplotlib labels minor ticks (2x10^5, 3x10^5, 4x10^5, ...) when few
+    decade ticks are in view, and they run into each other in a 576-px plot.
+    Two or more decade ticks: those alone; one: 2x and 5x beside it; none
+    (less than a decade): matplotlib's own choice.
+    """
+    lo, hi = sorted(np.log10(axis.get_view_interval()))
+    decades = int(np.floor(hi) - np.ceil(lo)) + 1
+    if decades >= 2:
+        axis.set_minor_formatter(NullFormatter())
+    elif decades == 1:
+        axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        axis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False,
+                                                         minor_thresholds=(np.inf, np.inf)))
+
+
 def plot_pareto(
     df: pd.DataFrame,
     x: str,
@@ -184,6 +298,7 @@ def plot_pareto(
     title: str | None = None,
     x_direction: Direction | None = None,
     y_direction: Direction | None = None,
+    categories: Sequence[str] | None = None,
 ) -> Axes:
     """Scatter of ``y`` against ``x`` with the Pareto front drawn as a step line.
 
@@ -208,6 +323,9 @@ def plot_pareto(
         Axes title; default says how many runs are on the front.
     x_direction, y_direction : {"min", "max"}, optional
         Which way is better; inferred from the column name when omitted.
+    categories : sequence of str, optional
+        Every value of ``hue`` in a fixed order, so that a category keeps its
+        colour when filtering removes others (default: those in ``df``, sorted).
 
     Returns
     -------
@@ -218,7 +336,7 @@ def plot_pareto(
     for column, role in ((x, "x"), (y, "y")) + (((hue, "hue"),) if hue else ()):
         _require(df, column, role)
     xd, yd = x_direction or metric_direction(x), y_direction or metric_direction(y)
-    valid = _plottable(df, x, y)
+    valid = finite_rows(df, x, y)
     if logx and (valid[x] <= 0).any():
         raise ValueError(f"Got logx=True but {x!r} has values <= 0; pass logx=False")
     front = pareto_front(valid, {x: xd, y: yd})
@@ -227,7 +345,11 @@ def plot_pareto(
 
         ax = plt.subplots(figsize=(7.0, 4.5), layout="constrained")[1]
     cats = valid[hue].astype("string").fillna("n/a") if hue else pd.Series("all", valid.index)
-    for i, cat in enumerate(sorted(cats.unique())):
+    order = [str(c) for c in categories] if categories is not None else sorted(cats.unique())
+    order += sorted(set(cats.unique()) - set(order))
+    for i, cat in enumerate(order):
+        if not (cats == cat).any():
+            continue
         color, label = f"C{i % 10}", (str(cat) if hue else None)
         sel = (cats == cat).to_numpy()
         d, f = valid[sel & ~front], valid[sel & front]
@@ -240,6 +362,7 @@ def plot_pareto(
             zorder=2, gid="front_line", label="Pareto front")
     if logx:
         ax.set_xscale("log")
+        _log_ticks(ax.xaxis)
     ax.set(xlabel=axis_label(x), ylabel=axis_label(y),
            title=title or f"{int(front.sum())} of {len(valid)} runs on the Pareto front")
     hidden = len(df) - len(valid)
@@ -310,138 +433,85 @@ def filter_results(
     return df[keep]
 
 
-def explore(df: pd.DataFrame, **options: Any) -> ParetoExplorer:
-    """Interactive Pareto explorer for a notebook; see `ParetoExplorer`."""
-    return ParetoExplorer(df, **options)
-
-
-class ParetoExplorer:
-    """ipywidgets UI: limits and pickers -> filtered rows -> front, plot and table.
-
-    Sliders: max parameters, max inference time, worst acceptable quality
-    (of the y metric); pickers: architecture, input transform, x metric
-    (parameters | inference time | train FLOPs) and y metric. Controls whose
-    column is missing are left out. Every change recomputes ``current``
-    (filtered rows), ``current_front`` (its front rows, by x), ``axes``
-    (the drawn plot), the PNG in ``image`` and the HTML ``table``. Display
-    the object (or ``.widget``) in a notebook.
+def plot_fronts(
+    df: pd.DataFrame,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    hue: str | None = "auto",
+    fig: Figure | None = None,
+) -> Figure:
+    """One `plot_pareto` panel per (cost, quality) pair, two per row.
 
     Parameters
     ----------
     df : DataFrame
         Results table.
-    x, y : str, optional
-        Initial cost and quality columns (first available by default).
-    hue : str, optional
-        Colour column; ``fno_input_transform`` when present.
-    qualities : sequence of str, optional
-        Quality columns offered for y (default: known metrics present in df).
+    pairs : sequence of (str, str)
+        (x, y) columns per panel, e.g. from `pareto_pairs`.
+    hue : str or None
+        Colour column; "auto" takes the first of `category_columns` (the
+        architecture for the FNO study), None colours nothing.
+    fig : Figure, optional
+        Where to draw; a new pyplot figure otherwise (so that a notebook's
+        inline backend shows it: a bare ``Figure`` displays as text until
+        pyplot has drawn once).
+
+    Returns
+    -------
+    Figure
     """
+    if not pairs:
+        raise ValueError("Got no (cost, quality) pair, expected at least 1 (see pareto_pairs)")
+    if hue == "auto":
+        hue = next(iter(category_columns(df)), None)
+    rows, cols = (len(pairs) + 1) // 2, min(len(pairs), 2)
+    if fig is None:
+        import matplotlib.pyplot as plt  # pyplot only here, so notebooks display the figure
 
-    def __init__(self, df: pd.DataFrame, *, x: str | None = None, y: str | None = None,
-                 hue: str | None = None, qualities: Iterable[str] | None = None) -> None:
-        import ipywidgets as w
+        fig = plt.figure(figsize=(6.0 * cols, 4.0 * rows), layout="constrained")
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    categories = sorted(df[hue].dropna().astype(str).unique()) if hue else None
+    for ax, (x, y) in zip(axes, pairs, strict=False):
+        plot_pareto(df, x, y, hue=hue, ax=ax, categories=categories)
+    for ax in axes[len(pairs):]:
+        ax.set_visible(False)
+    return fig
 
-        self.df = df
-        costs = [c for c in _COSTS if c in df.columns]
-        qual = list(qualities) if qualities is not None else [
-            c for c in LABELS if c in df.columns and c not in costs and c not in
-            ("flops_per_sample", "train_time_s", "compute_budget", "train_samples")]
-        if not costs or not qual:
-            raise ValueError(f"Got columns {list(df.columns)}, expected at least one of "
-                             f"{list(_COSTS)} and one quality column such as 'ssim_phase'")
-        for column, role, allowed in ((x, "x", costs), (y, "y", qual)):
-            if column is not None and column not in allowed:
-                raise ValueError(f"Got {role}={column!r}, expected one of {allowed}")
-        self.hue = hue if hue is not None else (_TRANSFORM if _TRANSFORM in df.columns else None)
-        c: dict[str, Any] = {}
-        for name, column, desc in (("max_params", "model_params", "max params"),
-                                   ("max_inference_time", "inference_time_s", "max time (s)")):
-            v = df[column].to_numpy(float) if column in df.columns else np.array([])
-            v = v[np.isfinite(v) & (v > 0)]
-            if v.size:
-                lo, hi = np.log10(v.min()), np.log10(v.max())
-                c[name] = w.FloatLogSlider(value=v.max(), min=lo, max=max(hi, lo + 1e-9),
-                                           step=(hi - lo) / 100 or 0.01, description=desc,
-                                           readout_format=".3g")
-        c["min_quality"] = w.FloatSlider(description="quality", readout_format=".4g")
-        for name, column, desc in (("architectures", _ARCH, "architecture"),
-                                   ("transforms", _TRANSFORM, "input transform")):
-            if column in df.columns:
-                opts = sorted(df[column].dropna().astype(str).unique())
-                c[name] = w.SelectMultiple(options=opts, value=tuple(opts), description=desc,
-                                           rows=min(len(opts), 4) or 1)
-        c["x"] = w.Dropdown(options=[(axis_label(k), k) for k in costs], value=x or costs[0],
-                            description="x")
-        c["y"] = w.Dropdown(options=[(axis_label(k), k) for k in qual], value=y or qual[0],
-                            description="y")
-        self.controls = c
-        self.image = w.Image(format="png")
-        self.table = w.HTML()
-        self._busy = False
-        self._reset_quality()
-        for control in c.values():
-            control.observe(self._on_change, names="value")
-        sliders = [c[k] for k in ("max_params", "max_inference_time", "min_quality") if k in c]
-        pickers = [c[k] for k in ("architectures", "transforms", "x", "y") if k in c]
-        self.widget = w.VBox([w.HBox(sliders), w.HBox(pickers), self.image, self.table])
-        self.refresh()
 
-    def _reset_quality(self) -> None:
-        """Quality slider spans the y metric, starting at its worst value (no limit)."""
-        y, s = self.controls["y"].value, self.controls["min_quality"]
-        v = self.df[y].to_numpy(float)
-        v = v[np.isfinite(v)]
-        lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
-        hi = hi if hi > lo else lo + 1.0
-        s.min, s.max = min(lo, s.min), max(hi, s.max)  # widen first: min <= max always
-        s.min, s.max, s.step = lo, hi, (hi - lo) / 200
-        s.value = lo if metric_direction(y) == "max" else hi
-        s.description = f"{'min' if metric_direction(y) == 'max' else 'max'} {y}"
+def run_table(
+    df: pd.DataFrame, *, qualities: Sequence[str] | None = None, sort_by: str | None = None
+) -> pd.DataFrame:
+    """The columns to compare runs by, best run first.
 
-    def _on_change(self, change: dict) -> None:
-        if self._busy:
-            return
-        self._busy = True
-        try:
-            if change["owner"] is self.controls["y"]:
-                self._reset_quality()
-        finally:
-            self._busy = False
-        self.refresh()
+    Parameters
+    ----------
+    df : DataFrame
+        Results table.
+    qualities : sequence of str, optional
+        Quality columns shown; default: phase SSIM, PSNR, MAE, amplitude SSIM
+        and the final test loss where measured, else every `quality_columns`.
+    sort_by : str, optional
+        Column sorted on, best first by `metric_direction` (default: the
+        first quality; no sorting when there is none).
 
-    def filters(self) -> dict[str, Any]:
-        """Current keyword arguments for `filter_results`; a control at its loosest is None."""
-        c, out = self.controls, {"quality": self.controls["y"].value}
-        for name in ("max_params", "max_inference_time"):
-            if name in c:
-                top = c[name].base ** c[name].max
-                out[name] = None if c[name].value >= top * (1 - 1e-9) else c[name].value
-        q = c["min_quality"]
-        loosest = q.min if metric_direction(out["quality"]) == "max" else q.max
-        out["min_quality"] = None if q.value == loosest else q.value
-        for name in ("architectures", "transforms"):
-            if name in c:
-                chosen = c[name].value
-                out[name] = None if set(chosen) == set(c[name].options) else list(chosen)
-        return out
-
-    def refresh(self) -> None:
-        """Recompute the filtered rows, the front, the plot and the table."""
-        x, y = self.controls["x"].value, self.controls["y"].value
-        self.current = filter_results(self.df, **self.filters())
-        fig = Figure(figsize=(7.0, 4.5), layout="constrained")
-        self.figure, self.axes = fig, fig.add_subplot()
-        plot_pareto(self.current, x, y, hue=self.hue, ax=self.axes)
-        valid = _plottable(self.current, x, y)
-        mask = pareto_front(valid, {x: metric_direction(x), y: metric_direction(y)})
-        self.current_front = valid[mask].sort_values([x, y])
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        self.image.value = buf.getvalue()
-        cols = [k for k in (*_ID_COLUMNS, *_COSTS, y) if k in self.current_front.columns]
-        self.table.value = self.current_front[list(dict.fromkeys(cols))].to_html(
-            index=False, float_format="{:.4g}".format)
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        return self.widget._repr_mimebundle_(**kwargs)
+    Returns
+    -------
+    DataFrame
+        What tells the runs apart (architecture, transform, modes, width,
+        epochs, budget), costs, training samples, the qualities and the
+        ``experiment_id`` (the run's folder in ``runs/``), those present.
+        A table with none of these known columns keeps all its config and
+        measurement columns (no bookkeeping or versions).
+    """
+    quals = list(qualities) if qualities is not None else (
+        [q for q in _TABLE_QUALITIES if q in df.columns] or quality_columns(df))
+    known = [*_ID_COLUMNS, "compute_budget", *COSTS, "train_samples", *quals]
+    columns = [c for c in dict.fromkeys(known) if c in df.columns]
+    if not columns:
+        columns = [c for c in df.columns if c not in ("status", *BOOKKEEPING_COLUMNS)
+                   and not str(c).startswith("version_")]
+    table = df[[*columns, *(["experiment_id"] if "experiment_id" in df.columns else [])]]
+    key = sort_by or next(iter(quals), None)
+    if key is None or key not in table.columns:
+        return table
+    return table.sort_values(key, ascending=metric_direction(key) == "min", kind="stable")

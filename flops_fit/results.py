@@ -61,6 +61,7 @@ __all__ = [
     "RUNS_NAME",
     "ResultsStore",
     "experiment_id",
+    "load_records",
     "load_results",
 ]
 
@@ -467,3 +468,25 @@ def load_results(output_dir: str | os.PathLike[str]) -> pd.DataFrame:
     if table_path.exists():
         return pd.read_csv(table_path)
     raise FileNotFoundError(f"No results in '{folder}': expected {LOG_NAME} or {TABLE_NAME} there")
+
+
+def load_records(output_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The latest record of each experiment in a sweep folder's run log.
+
+    Parameters
+    ----------
+    output_dir : str or os.PathLike
+        The sweep folder, as for :func:`load_results`.
+
+    Returns
+    -------
+    dict of str to dict
+        Experiment id -> record (``config``, ``measurements``, ``status``, ...,
+        see the module docstring), in first-run order; empty when the folder
+        has no ``runs.jsonl`` (a table-only copy). Reads, never locks.
+    """
+    log = Path(output_dir) / LOG_NAME
+    table = _Table()
+    for record in _read_log(log)[0] if log.exists() else ():
+        table.add(record)
+    return table.records

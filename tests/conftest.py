@@ -1,12 +1,24 @@
-"""Suite-wide settings."""
+"""Suite-wide settings, and the light study the notebook tests share."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib
 import pytest
 import torch
 
+from flops_fit.notebook import ROOT_ENV_VAR
+
 matplotlib.use("Agg")  # headless: no display in CI
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -36,3 +48,50 @@ def no_planning(monkeypatch):
         raise AssertionError("planning started before validation finished")
 
     monkeypatch.setattr("flops_fit.api.plan_sweep", boom)
+
+
+@dataclass(frozen=True)
+class LightStudy:
+    """What the README's papermill command left: its project root, results folder, notebook."""
+
+    root: Path  # FLOPS_FIT_ROOT of the run: relative notebook paths start here
+    outputs: Path  # <root>/outputs/fno_study, the notebook's default output_dir
+    notebook: Path  # the executed out.ipynb
+    wall_s: float
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def light_study(tmp_path_factory: pytest.TempPathFactory) -> LightStudy:
+    """Run ``papermill notebooks/fno_study.ipynb out.ipynb -p light true`` once per session.
+
+    It runs from the repository root exactly as typed, with ``FLOPS_FIT_ROOT``
+    pointing at a temporary folder, so the notebook's default ``output_dir``
+    ("outputs/fno_study", relative to the project root) lands there;
+    ``out.ipynb`` is written to the repository root as typed (it is
+    git-ignored) and moved into the temporary folder afterwards (a user's own
+    ``out.ipynb`` is put back). The notebook tests, the explore chain and the
+    browser test all read this one run (the light study, about a minute and
+    a half on 2 CPU cores).
+    """
+    root = tmp_path_factory.mktemp("light_study")
+    out, backup, executed = REPO / "out.ipynb", root / "out.ipynb.before", root / "out.ipynb"
+    if out.exists():
+        shutil.move(out, backup)
+    try:
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [str(Path(sys.executable).with_name("papermill")), "notebooks/fno_study.ipynb",
+             "out.ipynb", "-p", "light", "true"],
+            cwd=REPO, env={**os.environ, ROOT_ENV_VAR: str(root)}, capture_output=True, text=True,
+            timeout=900,
+        )
+        wall = time.perf_counter() - start
+        if out.exists():
+            shutil.move(out, executed)
+    finally:
+        if backup.exists():
+            shutil.move(backup, out)
+    if proc.returncode != 0:
+        pytest.fail(f"the README's papermill command failed:\n{proc.stderr[-4000:]}")
+    return LightStudy(root, root / "outputs" / "fno_study", executed, wall, proc.stderr)

@@ -1,4 +1,4 @@
-"""Pareto fronts: brute-force agreement, plot contents, filters and the widget explorer."""
+"""Pareto fronts: brute-force agreement, plot contents, filters, and which fronts a table allows."""
 
 from __future__ import annotations
 
@@ -10,15 +10,21 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from _tables import pairs, points, synthetic_results  # noqa: E402
 
 from flops_fit.pareto import (  # noqa: E402
     LABELS,
     axis_label,
-    explore,
+    category_columns,
+    cost_columns,
     filter_results,
     metric_direction,
     pareto_front,
+    pareto_pairs,
+    plot_fronts,
     plot_pareto,
+    quality_columns,
+    run_table,
 )
 
 
@@ -96,42 +102,13 @@ def test_pareto_front_validation(objectives, error, match):
         pareto_front(df, objectives)
 
 
-def _results(n: int = 40, seed: int = 0) -> pd.DataFrame:
-    """A small synthetic FNO results table with two failed runs."""
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame({
-        "architecture": rng.choice(["fno", "hybrid"], n),
-        "fno_input_transform": rng.choice(["none", "log", "sqrt"], n),
-        "fno_modes": rng.choice([4, 8], n),
-        "fno_width": rng.choice([4, 8], n),
-        "model_params": np.round(10 ** rng.uniform(3, 6, n)),
-        "inference_time_s": 10 ** rng.uniform(-4, -2, n),
-        "train_flops": 10 ** rng.uniform(9, 12, n),
-        "ssim_phase": np.round(rng.uniform(0.3, 0.95, n), 2),
-        "mae_phase": rng.uniform(0.05, 0.5, n),
-        "status": "ok",
-    })
-    df.loc[[3, 7], ["ssim_phase", "mae_phase", "inference_time_s"]] = np.nan
-    df.loc[[3, 7], "status"] = "failed"
-    return df
-
-
-def _points(ax, gid: str) -> set[tuple[float, float]]:
-    pts = [c.get_offsets() for c in ax.collections if c.get_gid() == gid]
-    return {tuple(map(float, p)) for arr in pts for p in np.asarray(arr)}
-
-
-def _pairs(df: pd.DataFrame, x: str, y: str) -> set[tuple[float, float]]:
-    return set(zip(df[x].astype(float), df[y].astype(float), strict=True))
-
-
 def test_plot_pareto_draws_front_solid_dominated_faded_and_step_line():
-    df = _results()
+    df = synthetic_results()
     ax = plot_pareto(df, "model_params", "ssim_phase", hue="fno_input_transform")
     ok = df.dropna(subset=["ssim_phase"])
     mask = pareto_front(ok, {"model_params": "min", "ssim_phase": "max"})
-    assert _points(ax, "front") == _pairs(ok[mask], "model_params", "ssim_phase")
-    assert _points(ax, "dominated") == _pairs(ok[~mask], "model_params", "ssim_phase")
+    assert points(ax, "front") == pairs(ok[mask], "model_params", "ssim_phase")
+    assert points(ax, "dominated") == pairs(ok[~mask], "model_params", "ssim_phase")
     assert all(c.get_alpha() == 0.3 for c in ax.collections if c.get_gid() == "dominated")
     (line,) = [ln for ln in ax.lines if ln.get_gid() == "front_line"]
     front_sorted = ok[mask].sort_values(["model_params", "ssim_phase"])
@@ -147,12 +124,12 @@ def test_plot_pareto_draws_front_solid_dominated_faded_and_step_line():
 
 def test_plot_pareto_on_given_axes_with_min_quality_metric():
     fig, ax = plt.subplots()
-    df = _results()
+    df = synthetic_results()
     out = plot_pareto(df, "inference_time_s", "mae_phase", ax=ax, logx=False, title="t")
     assert out is ax and ax.get_title() == "t" and ax.get_xscale() == "linear"
     ok = df.dropna(subset=["mae_phase"])
     mask = pareto_front(ok, {"inference_time_s": "min", "mae_phase": "min"})
-    assert _points(ax, "front") == _pairs(ok[mask], "inference_time_s", "mae_phase")
+    assert points(ax, "front") == pairs(ok[mask], "inference_time_s", "mae_phase")
     assert ax.get_xlabel() == "inference time (s / sample)"
 
 
@@ -164,11 +141,11 @@ def test_plot_pareto_on_given_axes_with_min_quality_metric():
 ])
 def test_plot_pareto_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        plot_pareto(_results(), **kwargs)
+        plot_pareto(synthetic_results(), **kwargs)
 
 
 def test_plot_pareto_rejects_log_of_nonpositive():
-    df = _results()
+    df = synthetic_results()
     df.loc[0, "model_params"] = 0
     with pytest.raises(ValueError, match=r"Got logx=True but 'model_params' has values <= 0"):
         plot_pareto(df, "model_params", "ssim_phase")
@@ -196,7 +173,7 @@ def test_axis_labels_have_units():
     {"max_params": 1e5, "max_inference_time": 3e-3, "min_quality": 0.5, "transforms": ["none"]},
 ])
 def test_filter_results_matches_pandas_query(kwargs):
-    df = _results()
+    df = synthetic_results()
     expected = np.ones(len(df), dtype=bool)
     if "max_params" in kwargs:
         expected &= df["model_params"] <= kwargs["max_params"]
@@ -215,79 +192,95 @@ def test_filter_results_matches_pandas_query(kwargs):
 
 
 def test_filter_results_missing_column():
-    df = _results().drop(columns=["inference_time_s", "architecture"])
+    df = synthetic_results().drop(columns=["inference_time_s", "architecture"])
     with pytest.raises(ValueError, match=r"Got max_inference_time on column='inference_time_s'"):
         filter_results(df, max_inference_time=1.0)
     with pytest.raises(ValueError, match=r"Got architectures on column='architecture'"):
         filter_results(df, architectures=["fno"])
 
 
-def test_explorer_slider_changes_plot_as_pure_filter_says():
-    df = _results()
-    ui = explore(df)
-    c = ui.controls
-    assert set(c) == {"max_params", "max_inference_time", "min_quality", "architectures",
-                      "transforms", "x", "y"}
-    assert len(ui.current) == len(df)  # every control starts at its loosest
-    assert ui.image.value[:8] == b"\x89PNG\r\n\x1a\n"
-
-    c["max_params"].value = 2e4  # observers fire synchronously outside a kernel
-    expected = filter_results(df, max_params=2e4)
-    pd.testing.assert_frame_equal(ui.current, expected)
-    ok = expected.dropna(subset=["ssim_phase"])
-    mask = pareto_front(ok, {"model_params": "min", "ssim_phase": "max"})
-    assert _points(ui.axes, "front") | _points(ui.axes, "dominated") == _pairs(
-        ok, "model_params", "ssim_phase")
-    assert _points(ui.axes, "front") == _pairs(ok[mask], "model_params", "ssim_phase")
-    pd.testing.assert_frame_equal(
-        ui.current_front, ok[mask].sort_values(["model_params", "ssim_phase"]))
-
-    c["min_quality"].value = 0.6
-    c["transforms"].value = ("log", "none")
-    expected = filter_results(df, max_params=2e4, min_quality=0.6, transforms=["log", "none"])
-    pd.testing.assert_frame_equal(ui.current, expected)
-    assert _points(ui.axes, "front") | _points(ui.axes, "dominated") == _pairs(
-        expected, "model_params", "ssim_phase")
-    for row in ui.current_front.itertuples():
-        assert f"{row.model_params:.4g}" in ui.table.value
+def test_plot_pareto_keeps_a_category_colour_when_others_are_filtered_out():
+    df = synthetic_results().dropna(subset=["ssim_phase"])
+    cats = ["fno", "hybrid"]
+    full = plot_pareto(df, "model_params", "ssim_phase", hue="architecture", categories=cats)
+    only = plot_pareto(df[df["architecture"] == "hybrid"], "model_params", "ssim_phase",
+                       hue="architecture", categories=cats)
+    colour = {t.get_text(): tuple(h.get_facecolor()[0])
+              for t, h in zip(full.get_legend().get_texts(), full.get_legend().legend_handles,
+                              strict=True) if t.get_text() in cats}
+    (hybrid,) = [h for t, h in zip(only.get_legend().get_texts(), only.get_legend().legend_handles,
+                                   strict=True) if t.get_text() == "hybrid"]
+    assert tuple(hybrid.get_facecolor()[0]) == colour["hybrid"] != colour["fno"]
 
 
-def test_explorer_metric_pickers_switch_axes_and_reset_quality():
-    df = _results()
-    ui = explore(df)
-    c = ui.controls
-    c["min_quality"].value = 0.8
-    c["y"].value = "mae_phase"  # the quality slider now spans MAE, loosest = largest
-    assert c["min_quality"].value == pytest.approx(df["mae_phase"].max())
-    assert c["min_quality"].description == "max mae_phase"
-    assert ui.filters()["min_quality"] is None
-    c["x"].value = "train_flops"
-    assert ui.axes.get_xlabel() == "training FLOPs"
-    assert ui.axes.get_ylabel() == "phase MAE (rad)"
-    c["min_quality"].value = 0.3
-    expected = filter_results(df, min_quality=0.3, quality="mae_phase")
-    pd.testing.assert_frame_equal(ui.current, expected)
-    assert _points(ui.axes, "front") | _points(ui.axes, "dominated") == _pairs(
-        expected, "train_flops", "mae_phase")
+def test_cost_quality_and_category_columns():
+    df = synthetic_results()
+    df["final_loss"] = 0.1  # a run_sweep measurement named like a quality
+    df["all_nan_mse"] = np.nan
+    assert cost_columns(df) == ["model_params", "inference_time_s", "train_flops"]
+    assert quality_columns(df) == ["ssim_phase", "mae_phase", "final_loss"]
+    assert category_columns(df) == ["architecture", "fno_input_transform", "fno_modes", "fno_width"]
+    generic = pd.DataFrame({"depth": [1, 2], "accuracy_top1": [0.5, 0.6]})
+    assert cost_columns(generic) == [] and quality_columns(generic) == []
 
 
-def test_explorer_skips_controls_for_missing_columns():
-    df = _results().drop(columns=["inference_time_s", "architecture", "train_flops"])
-    ui = explore(df, y="mae_phase")
-    assert "max_inference_time" not in ui.controls and "architectures" not in ui.controls
-    assert [v for _, v in ui.controls["x"].options] == ["model_params"]
-    assert ui.axes.get_ylabel() == "phase MAE (rad)"
+def test_pareto_pairs_prefers_the_study_columns_then_the_tables_own():
+    df = synthetic_results()
+    assert pareto_pairs(df) == [("model_params", "ssim_phase"), ("inference_time_s", "ssim_phase")]
+    own = pd.DataFrame({"train_flops": [1e9, 2e9], "final_loss": [0.3, 0.2]})
+    assert pareto_pairs(own) == [("train_flops", "final_loss")]
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"x": "ssim_phase"}, r"Got x='ssim_phase', expected one of \['model_params'"),
-    ({"y": "model_params"}, r"Got y='model_params', expected one of \['ssim_phase'"),
+@pytest.mark.parametrize(("df", "match"), [
+    (synthetic_results().iloc[:0], r"Got 0 runs, expected at least 1 to draw a front"),
+    (pd.DataFrame({"depth": [1], "final_loss": [0.2]}), r"Got no cost column, expected one of"),
+    (pd.DataFrame({"model_params": [1], "depth": [2]}), r"Got no quality column, expected a metric"),
+    (pd.DataFrame({"model_params": [1.0, np.nan], "ssim_phase": [np.nan, 0.5]}),
+     r"Got no run with both a cost \(\['model_params'\]\) and a quality \(\['ssim_phase'\]\)"),
 ])
-def test_explorer_validation(kwargs, match):
+def test_pareto_pairs_says_why_none_applies(df, match):
     with pytest.raises(ValueError, match=match):
-        explore(_results(), **kwargs)
+        pareto_pairs(df)
 
 
-def test_explorer_needs_cost_and_quality_columns():
-    with pytest.raises(ValueError, match=r"expected at least one of \['model_params'"):
-        explore(pd.DataFrame({"ssim_phase": [0.5]}))
+def test_plot_fronts_one_panel_per_pair_coloured_by_architecture():
+    df = synthetic_results()
+    fig = plot_fronts(df, pareto_pairs(df) + [("train_flops", "mae_phase")])
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 4 and len(shown) == 3
+    assert [ax.get_xlabel() for ax in shown] == [
+        "parameters (real numbers)", "inference time (s / sample)", "training FLOPs"]
+    assert shown[0].get_legend().get_title().get_text() == "architecture"
+    with pytest.raises(ValueError, match=r"Got no \(cost, quality\) pair, expected at least 1"):
+        plot_fronts(df, [])
+
+
+def test_run_table_known_columns_best_first():
+    df = synthetic_results()
+    df["experiment_id"] = [f"{i:012x}" for i in range(len(df))]
+    table = run_table(df)
+    assert list(table.columns) == ["architecture", "fno_input_transform", "fno_modes", "fno_width",
+                                   "model_params", "inference_time_s", "train_flops",
+                                   "ssim_phase", "mae_phase", "experiment_id"]
+    assert table["ssim_phase"].dropna().is_monotonic_decreasing  # best first; failed runs last
+    by_mae = run_table(df, qualities=["mae_phase"], sort_by="mae_phase")
+    assert "ssim_phase" not in by_mae and by_mae["mae_phase"].dropna().is_monotonic_increasing
+
+
+def test_run_table_of_a_generic_sweep_keeps_its_own_columns():
+    df = pd.DataFrame({"depth": [1, 2], "accuracy_top1": [0.5, 0.6], "experiment_id": ["a", "b"],
+                       "status": "ok", "error": None, "device": "cpu", "version_torch": "2"})
+    assert list(run_table(df).columns) == ["depth", "accuracy_top1", "experiment_id"]
+
+
+@pytest.mark.parametrize(("params", "minor"), [
+    ([1.5e5, 6e5, 1.3e6, 5e6], {"2", "5"}),  # one decade tick in view: 2x and 5x beside it
+    ([1e3, 6e5, 5e6], set()),  # several: decade ticks alone
+])
+def test_log_axis_minor_labels_do_not_crowd(params, minor):
+    # 2x10^5, 3x10^5, 4x10^5, 6x10^5 ran into each other in the explorer's 576-px plot.
+    df = pd.DataFrame({"model_params": params, "ssim_phase": np.linspace(0.8, 0.84, len(params))})
+    ax = plot_pareto(df, "model_params", "ssim_phase")
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
+    assert {label.split("\\times")[0][-1] for label in labels} == minor
