@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flops_fit.flops import count_params
-from flops_fit.ptycho.layers import SpectralConv2d, cap_modes
+from flops_fit.ptycho.layers import ChannelsLastConv2d, SpectralConv2d, cap_modes
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model, to_complex
 
 
@@ -218,3 +218,50 @@ def test_spectral_conv_input_validation() -> None:
 def test_to_complex_validation() -> None:
     with pytest.raises(ValueError, match=r"Got output of shape \(2, 3, 4, 4\), expected \(B, 2, N, N\)"):
         to_complex(torch.zeros(2, 3, 4, 4))
+
+
+def _as_nchw(model: torch.nn.Module) -> torch.nn.Module:
+    """The same model with every ChannelsLastConv2d swapped for a plain NCHW Conv2d (same weights)."""
+    import copy
+
+    plain = copy.deepcopy(model)
+    for name, layer in list(plain.named_modules()):
+        if isinstance(layer, ChannelsLastConv2d):
+            conv = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                   layer.stride, layer.padding)
+            conv.load_state_dict(layer.state_dict())
+            parent, _, attr = name.rpartition(".")
+            setattr(plain.get_submodule(parent) if parent else plain, attr, conv)
+    return plain
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+@pytest.mark.parametrize("width", [1, 3])
+def test_channels_last_model_equals_nchw_model(architecture: str, width: int) -> None:
+    # The layout is a speed choice only: outputs and every gradient match the NCHW model.
+    torch.manual_seed(0)
+    model = build_model(architecture, modes=2, width=width, N=16)
+    plain = _as_nchw(model)
+    assert not any(isinstance(m, ChannelsLastConv2d) for m in plain.modules())
+    x = torch.rand(3, 1, 16, 16)
+    outs = []
+    for m in (model, plain):
+        out = m(x)
+        out.square().sum().backward()
+        outs.append((out, {n: p.grad for n, p in m.named_parameters()}))
+    (a, ga), (b, gb) = outs
+    if width > 1:  # with one channel the two layouts are the same strides
+        assert a.is_contiguous(memory_format=torch.channels_last) and not a.is_contiguous()
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert ga.keys() == gb.keys()
+    for name in ga:
+        torch.testing.assert_close(ga[name], gb[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_spectral_conv_keeps_the_input_layout() -> None:
+    layer = SpectralConv2d(3, 3, 2, 2)
+    x = torch.rand(2, 3, 8, 8)
+    assert layer(x).is_contiguous()
+    nhwc = layer(x.contiguous(memory_format=torch.channels_last))
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and not nhwc.is_contiguous()
+    torch.testing.assert_close(nhwc, layer(x))

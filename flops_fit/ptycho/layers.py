@@ -34,6 +34,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 __all__ = [
+    "ChannelsLastConv2d",
     "FourierBlock",
     "InstanceNorm",
     "Log1p",
@@ -258,7 +259,31 @@ class SpectralConv2d(nn.Module):
         # Outside autocast, in the weight's precision (fp32): complex tensors do not autocast,
         # cuFFT has no bf16 transform, and the mode mixing is a few % of the FLOPs.
         with torch.autocast(x.device.type, enabled=False):
-            return _SpectralConv.apply(x.to(self.weight.dtype), self.weight, self.modes1, self.modes2)
+            out = _SpectralConv.apply(x.to(self.weight.dtype), self.weight, self.modes1, self.modes2)
+        # Keep a channels-last input's layout, so the block's sum with the convolution needs no copy.
+        return out.contiguous(memory_format=_memory_format(x))
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    """``channels_last`` for a channels-last 4-D tensor with more than one channel, else contiguous."""
+    if x.dim() == 4 and x.shape[1] > 1 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+class ChannelsLastConv2d(nn.Conv2d):
+    """:class:`torch.nn.Conv2d` computed on channels-last (NHWC) data; same parameters, same maths.
+
+    On the CPU, oneDNN's backward pass of a convolution with 2-16 channels
+    is 2.5-4.7 times slower on NCHW data than on NHWC data (32x32 and 64x64
+    grids, batch 16, one thread; the forward pass costs about the same), and
+    the backward dominates a small generator's training step. At 32 channels
+    and more the two layouts cost about the same. The output is channels-last;
+    elementwise layers keep that layout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.contiguous(memory_format=torch.channels_last))
 
 
 class FourierBlock(nn.Module):
@@ -275,7 +300,7 @@ class FourierBlock(nn.Module):
     def __init__(self, channels: int, modes1: int, modes2: int) -> None:
         super().__init__()
         self.spectral = SpectralConv2d(channels, channels, modes1, modes2)
-        self.local = nn.Conv2d(channels, channels, 3, padding=1)
+        self.local = ChannelsLastConv2d(channels, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + F.gelu(self.spectral(x) + self.local(x))
@@ -304,3 +329,4 @@ class InstanceNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.instance_norm(x, eps=self.eps)
+

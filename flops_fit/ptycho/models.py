@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flops_fit.ptycho.layers import FourierBlock, InstanceNorm, Log1p, Sqrt, cap_modes
+from flops_fit.ptycho.layers import ChannelsLastConv2d, FourierBlock, InstanceNorm, Log1p, Sqrt, cap_modes
 
 __all__ = ["ARCHITECTURES", "INPUT_TRANSFORMS", "FNO", "Hybrid", "build_model", "to_complex"]
 
 def _conv3(cin: int, cout: int) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, padding=1)
+    return ChannelsLastConv2d(cin, cout, 3, padding=1)
 
 
 class _Lifter(nn.Module):
@@ -64,9 +64,9 @@ class FNO(nn.Module):
         self.input_transform = input_transform
         self.lifter = _Lifter(1, width)
         self.blocks = nn.Sequential(*[FourierBlock(width, modes, modes) for _ in range(n_blocks)])
-        self.project = nn.Conv2d(width, width, 1)
+        self.project = ChannelsLastConv2d(width, width, 1)
         self.refine1, self.refine2 = _conv3(width, width), _conv3(width, width)
-        self.head = nn.Conv2d(width, 2, 1)
+        self.head = ChannelsLastConv2d(width, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, N, N)`` -> ``(B, 2, N, N)`` real / imaginary parts."""
@@ -112,13 +112,13 @@ class Hybrid(nn.Module):
         grids = [N // 2**i for i in range(n_levels)]
         self.lifter = _Lifter(1, width)
         self.encoder = nn.ModuleList(FourierBlock(c, *cap_modes(modes, n)) for c, n in zip(chans, grids, strict=True))
-        self.down = nn.ModuleList(nn.Conv2d(c, 2 * c, 2, stride=2) for c in chans[:-1])
+        self.down = nn.ModuleList(ChannelsLastConv2d(c, 2 * c, 2, stride=2) for c in chans[:-1])
         self.bottleneck = FourierBlock(chans[-1], *cap_modes(max(1, modes // 2), grids[-1]))
         self.up = nn.ModuleList(nn.ConvTranspose2d(2 * c, c, 2, stride=2) for c in chans[:-1])
         self.decoder = nn.ModuleList(
             nn.Sequential(_conv3(2 * c, c), nn.GELU(), _conv3(c, c), nn.GELU()) for c in chans[:-1]
         )
-        self.head = nn.Conv2d(width, 2, 1)
+        self.head = ChannelsLastConv2d(width, 2, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, 1, N, N)`` -> ``(B, 2, N, N)`` real / imaginary parts."""
