@@ -17,9 +17,17 @@ against the best peak of any thread count (the honest number).
 In-process reference: the same network with the textbook spectral layer of
 Li et al. (2021) (complex einsums on two corners, full-size output spectrum).
 
+Small widths (``--widths``, the default table): for N = 32 and 64 and widths
+2-8 (16 and 32 for context), training samples/s of today's layers (every
+convolution channels-last, :class:`~flops_fit.ptycho.layers.ChannelsLastConv2d`)
+against the same model in NCHW layout (:func:`~flops_fit.ptycho.layers.nchw_copy`,
+the code before it), both timed interleaved in this process, with GFLOP/s and %
+of this process's matmul peak at the same thread count. These widths are what an
+IsoFLOP sweep on a CPU spends its time on.
+
 ``--profile`` adds a torch.profiler breakdown of one thread's training step.
 
-Usage: ``python benchmarks/bench_fno_train.py [--profile]``
+Usage: ``python benchmarks/bench_fno_train.py [--profile] [--no-widths] [--no-mfu]``
 """
 
 from __future__ import annotations
@@ -32,18 +40,20 @@ from _timing import TextbookSpectralConv2d, best_seconds
 from torch import nn
 
 from flops_fit.flops import count_params, forward_flops
+from flops_fit.ptycho.layers import nchw_copy
 from flops_fit.ptycho.models import build_model
 
 BATCH, WIDTH, MODES, N = 16, 32, 12, 64
+SMALL_WIDTHS, CONTEXT_WIDTHS, GRIDS = (2, 3, 4, 6, 8), (16, 32), (32, 64)
 
 
 
 
-def train_step(model: nn.Module) -> Callable[[], None]:
+def train_step(model: nn.Module, n: int = N) -> Callable[[], None]:
     """One Adam step on a fixed random batch (data loading excluded)."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.rand(BATCH, 1, N, N)
-    y = torch.randn(BATCH, 2, N, N)
+    x = torch.rand(BATCH, 1, n, n)
+    y = torch.randn(BATCH, 2, n, n)
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
@@ -91,10 +101,46 @@ def profile_step(step: Callable[[], None]) -> None:
         print(f"  {e.key:34s} {100 * e.self_cpu_time_total / total:5.1f} %  ({e.count // 2} calls/step)")
 
 
+def peak_flops() -> float:
+    """fp32 matmul FLOP/s at the current thread count: best of 1024^2 and 2048^2."""
+    t = best_seconds({"mm1024": matmul(1024), "mm2048": matmul(2048)}, rounds=3, min_time=0.5)
+    return max(2 * 1024**3 / t["mm1024"], 2 * 2048**3 / t["mm2048"])
+
+
+def width_table(threads: int) -> None:
+    """Per-width training throughput: channels-last layers vs the NCHW reference, same process."""
+    torch.set_num_threads(threads)
+    peak = peak_flops()
+    print(f"\nsmall widths, {threads} thread(s), batch {BATCH}, modes {MODES}: "
+          f"matmul peak {peak / 1e9:.1f} GFLOP/s")
+    print(f"{'N':>3} {'width':>5} {'params':>8} {'NCHW /s':>8} {'ours /s':>8} {'speed-up':>8} "
+          f"{'GFLOP/s':>8} {'% peak':>7}")
+    for n in GRIDS:
+        for width in SMALL_WIDTHS + CONTEXT_WIDTHS:
+            torch.manual_seed(0)
+            ours = build_model("fno", modes=min(MODES, n // 2), width=width, N=n)
+            fns = {"nchw": train_step(nchw_copy(ours), n), "ours": train_step(ours, n)}
+            t = best_seconds(fns, rounds=3, min_time=0.4)
+            rate = {k: BATCH / v for k, v in t.items()}
+            achieved = 3 * forward_flops(ours, torch.rand(1, 1, n, n)) * rate["ours"]
+            mark = "" if width in SMALL_WIDTHS else "  (context)"
+            print(f"{n:>3} {width:>5} {count_params(ours):>8,} {rate['nchw']:>8.0f} {rate['ours']:>8.0f} "
+                  f"{rate['ours'] / rate['nchw']:>7.2f}x {achieved / 1e9:>8.1f} {achieved / peak:>6.1%}{mark}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler breakdown")
+    parser.add_argument("--no-widths", action="store_true", help="skip the small-width table")
+    parser.add_argument("--no-mfu", action="store_true", help="skip the width-32 MFU section")
     args = parser.parse_args()
+    default_threads = torch.get_num_threads()
+    if not args.no_widths:
+        for threads in sorted({1, default_threads}):
+            width_table(threads)
+        torch.set_num_threads(default_threads)
+    if args.no_mfu:
+        return
     torch.manual_seed(0)
     ours = build_model("fno", modes=MODES, width=WIDTH, N=N)
     textbook = build_model("fno", modes=MODES, width=WIDTH, N=N)
@@ -105,7 +151,6 @@ def main() -> None:
     print(f"fno w={WIDTH} m={MODES} N={N} batch {BATCH}: {count_params(ours):,} parameters (real numbers), "
           f"{flops['ours'] / 1e6:.1f} MFLOP forward per sample (textbook layer: {flops['textbook'] / 1e6:.1f})")
 
-    default_threads = torch.get_num_threads()
     results = {}
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from flops_fit.flops import count_params
-from flops_fit.ptycho.layers import ChannelsLastConv2d, SpectralConv2d, cap_modes
+from flops_fit.ptycho.layers import ChannelsLastConv2d, SpectralConv2d, cap_modes, nchw_copy
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model, to_complex
 
 
@@ -220,28 +220,13 @@ def test_to_complex_validation() -> None:
         to_complex(torch.zeros(2, 3, 4, 4))
 
 
-def _as_nchw(model: torch.nn.Module) -> torch.nn.Module:
-    """The same model with every ChannelsLastConv2d swapped for a plain NCHW Conv2d (same weights)."""
-    import copy
-
-    plain = copy.deepcopy(model)
-    for name, layer in list(plain.named_modules()):
-        if isinstance(layer, ChannelsLastConv2d):
-            conv = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
-                                   layer.stride, layer.padding)
-            conv.load_state_dict(layer.state_dict())
-            parent, _, attr = name.rpartition(".")
-            setattr(plain.get_submodule(parent) if parent else plain, attr, conv)
-    return plain
-
-
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 @pytest.mark.parametrize("width", [1, 3])
 def test_channels_last_model_equals_nchw_model(architecture: str, width: int) -> None:
     # The layout is a speed choice only: outputs and every gradient match the NCHW model.
     torch.manual_seed(0)
     model = build_model(architecture, modes=2, width=width, N=16)
-    plain = _as_nchw(model)
+    plain = nchw_copy(model)
     assert not any(isinstance(m, ChannelsLastConv2d) for m in plain.modules())
     x = torch.rand(3, 1, 16, 16)
     outs = []

@@ -26,6 +26,7 @@ References
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -41,6 +42,7 @@ __all__ = [
     "SpectralConv2d",
     "Sqrt",
     "cap_modes",
+    "nchw_copy",
 ]
 
 
@@ -284,6 +286,24 @@ class ChannelsLastConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.contiguous(memory_format=torch.channels_last))
+
+
+def nchw_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` with every :class:`ChannelsLastConv2d` a plain NCHW ``Conv2d``.
+
+    Same weights and maths, the layout these models had before channels-last:
+    the reference that ``benchmarks/bench_fno_train.py`` times against.
+    """
+    plain = copy.deepcopy(model)
+    for name, layer in list(plain.named_modules()):
+        if isinstance(layer, ChannelsLastConv2d):
+            conv = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
+                             layer.padding, layer.dilation, layer.groups, layer.bias is not None,
+                             layer.padding_mode)
+            conv.load_state_dict(layer.state_dict())
+            parent, _, attr = name.rpartition(".")
+            setattr(plain.get_submodule(parent) if parent else plain, attr, conv)
+    return plain
 
 
 class FourierBlock(nn.Module):

@@ -18,7 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from flops_fit.ptycho.layers import ChannelsLastConv2d, FourierBlock, InstanceNorm, Log1p, Sqrt, cap_modes
+from flops_fit.ptycho.layers import (
+    ChannelsLastConv2d,
+    FourierBlock,
+    InstanceNorm,
+    Log1p,
+    Sqrt,
+    cap_modes,
+)
 
 __all__ = ["ARCHITECTURES", "INPUT_TRANSFORMS", "FNO", "Hybrid", "build_model", "to_complex"]
 
