@@ -45,6 +45,8 @@ _EXPORTS = {
     "explore": "explorer",
     "fit_isoflop": "scaling",
     "fit_parametric": "scaling",
+    "isoflop_bias": "scaling_check",
+    "compare_approaches": "scaling_check",
     "Result": "result",
 }
 
