@@ -72,11 +72,9 @@ LIGHT_AXES: dict[str, list[Any]] = {
 FULL_EPOCHS = 20
 LIGHT_EPOCHS = 3
 #: IsoFLOP budgets (training FLOPs) sized for 2 CPU cores on the ``light_isoflop``
-#: data (N = 32): about 18 minutes per seed with two workers, most of it the
-#: smallest widths at 1e12, which run far below peak. At 3e10 no width gets
-#: clearly past the learn-nothing floor, so smaller budgets measure noise; 1e12
-#: is the first whose curve rises again on both sides (see the README).
-CPU_BUDGETS = (1e11, 3e11, 1e12)
+#: data (N = 32): 1.5 decades, widths 2-12 at each, about 10 minutes per seed with
+#: two workers (most of it widths 2-3 at 1e12; measured, see notebooks/example_isoflop).
+CPU_BUDGETS = (3e10, 1e11, 3e11, 1e12)
 #: Budgets for one GPU, with ``light=False`` and ``widths=GPU_WIDTHS``: about
 #: 2e17 FLOPs in all, a few hours at 15 TFLOP/s sustained.
 GPU_BUDGETS = (1e15, 3e15, 1e16, 3e16)
