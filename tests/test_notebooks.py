@@ -383,19 +383,29 @@ def test_sweep_preview_plans_what_fno_study_runs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_explore_fits_the_committed_cpu_isoflop_run(tmp_path: Path) -> None:
     # notebooks/example_isoflop is a real CPU run (its README says how it was made):
-    # 1e12 and 3e12 have interior minima, the smaller budgets do not, and the
-    # notebook fits the frontier through the two and predicts a typed budget.
+    # four budgets have an interior minimum, 3e12 does not; the notebook fits the
+    # frontier, compares Approach 2 with Approach 3 and predicts a typed budget.
     out = tmp_path / "out.ipynb"
     _run_papermill_api("explore_results.ipynb",
                        {"results_dir": "notebooks/example_isoflop", "predict_budget": "1e13"}, out)
     cells = _code_cells(nbformat.read(out, as_version=4))
     text = "\n".join(o.get("text", "") for c in cells for o in c.outputs if o.output_type == "stream")
-    assert "66 experiments, 66 ok" in text and "Seeds per (budget, size): [1, 2, 3]" in text
+    assert "91 experiments, 91 ok" in text and "Seeds per (budget, size): [2, 3]" in text
     assert "do not allow" not in text
     budgets_cell = next(c for c in cells if '"p_interior", "note"]]' in c.source)
     budgets = next(o for o in budgets_cell.outputs if "data" in o)["data"]["text/plain"]
-    interior = dict(re.findall(r"^\d\s+(\S+)\s+\d+\s+\S+\s+\S+\s+\S+\s+(True|False)", budgets, re.M))
-    assert interior == {"3.000000e+10": "False", "1.000000e+11": "False", "3.000000e+11": "False",
-                        "1.000000e+12": "True", "3.000000e+12": "True"}
-    predict = next(c for c in cells if "fit.predict(" in c.source).outputs[0]["data"]["text/plain"]
+    rows = re.findall(r"^(\d)\s+(\S+)\s+\d+\s+\S+\s+\S+\s+\S+\s+(True|False)", budgets, re.M)
+    interior = {b: flag for _, b, flag in rows}
+    # pandas wraps the table: p_interior and note follow in a second block, by row index.
+    p_interior = dict(re.findall(r"^(\d)\s+(\d\.\d+)\s+(?:ok|minimum|not)", budgets, re.M))
+    assert interior == {"3.000000e+10": "True", "1.000000e+11": "True", "3.000000e+11": "True",
+                        "1.000000e+12": "True", "3.000000e+12": "False"}
+    # Three budgets resolved (p_interior >= 0.9): 3e10, 1e11 and 1e12; 3e11 is flat.
+    assert sorted(b for i, b, _ in rows if float(p_interior[i]) >= 0.9) == [
+        "1.000000e+11", "1.000000e+12", "3.000000e+10"]
+    comparison = next(c for c in cells if "compare_approaches(" in c.source)
+    table = next(o for o in comparison.outputs if "data" in o)["data"]["text/plain"]
+    assert "Approach 2 (parabolas per budget)" in table and "Approach 3 (parametric surface)" in table
+    predict_cell = next(c for c in cells if "fit.predict(" in c.source)
+    predict = next(o for o in predict_cell.outputs if "data" in o)["data"]["text/plain"]
     assert re.search(r"^0\s+1\.000000e\+13\s", predict, re.M)
