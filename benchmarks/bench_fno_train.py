@@ -25,6 +25,13 @@ the code before it), both timed interleaved in this process, with GFLOP/s and %
 of this process's matmul peak at the same thread count. These widths are what an
 IsoFLOP sweep on a CPU spends its time on.
 
+Read the NCHW column with care: its backward pass allocates large temporaries,
+which glibc serves with fresh mmap pages until a large block has been freed (here
+the peak matmuls, which run first) and its allocation threshold rises. In a fresh
+process NCHW width 2 at N = 32 trains at ~700 samples/s, not the ~1,400 this table
+shows; channels-last is unaffected (~1,500). The study's own runs, end to end, were
+1.9-2.6x faster at widths 2-8 (notebooks/example_isoflop against its previous run).
+
 ``--profile`` adds a torch.profiler breakdown of one thread's training step.
 
 Usage: ``python benchmarks/bench_fno_train.py [--profile] [--no-widths] [--no-mfu]``
