@@ -26,9 +26,9 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, default_collate
 
-from flops_fit.contracts import build_model, to_device
 from flops_fit.contracts import scalar_loss as _scalar_loss
 from flops_fit.runner import DivergedError
+from flops_fit.user_model import build_at_size, to_device
 
 __all__ = [
     "TrainSettings",
@@ -305,7 +305,7 @@ class Trainer:
         else:
             eval_set, eval_collate = _unwrap(self.eval_dataset)
             train_idx, hold_idx = list(range(len(dataset))), list(range(len(eval_set)))
-        model = build_model(self.model_cls, self.size_param, config[self.size_param], self.model_kwargs)
+        model = build_at_size(self.model_cls, self.size_param, config[self.size_param], self.model_kwargs)
         model.to(device)
         t0 = time.perf_counter()
         summary, history = train_for_samples(
