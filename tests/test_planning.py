@@ -53,14 +53,14 @@ class NeedsRealTensors(MLP):
     [
         (None, r"compute_budgets is required: .* e.g. compute_budgets=\[1e15, 1e16\]"),
         ([], r"compute_budgets is empty; give at least one budget in FLOPs"),
-        ("1e15", r"compute_budgets must be a list of FLOP budgets, got str"),
-        ({"a": 1e15}, r"compute_budgets must be a list of FLOP budgets, got dict"),
-        ([1e15, "1e16"], r"compute_budgets must hold numbers, got '1e16' \(str\) at position 1"),
-        ([True], r"compute_budgets must hold numbers, got True \(bool\) at position 0"),
-        ([1e15, float("nan")], r"compute_budgets must be finite and > 0 FLOPs, got nan at position 1"),
-        ([float("inf")], r"must be finite and > 0 FLOPs, got inf at position 0"),
-        ([0], r"must be finite and > 0 FLOPs, got 0 at position 0"),
-        ([-1e15], r"must be finite and > 0 FLOPs, got -1e\+15 at position 0"),
+        ("1e15", r"Got compute_budgets='1e15' \(str\), expected a list of FLOP budgets"),
+        ({"a": 1e15}, r"Got compute_budgets=\{'a': 1000000000000000.0\} \(dict\), expected a list of FLOP budgets"),
+        ([1e15, "1e16"], r"Got compute_budgets\[1\]='1e16' \(str\), expected a number of FLOPs"),
+        ([True], r"Got compute_budgets\[0\]=True \(bool\), expected a number of FLOPs"),
+        ([1e15, float("nan")], r"Got compute_budgets\[1\]=nan, expected a finite number of FLOPs > 0"),
+        ([float("inf")], r"Got compute_budgets\[0\]=inf, expected a finite number of FLOPs > 0"),
+        ([0], r"Got compute_budgets\[0\]=0, expected a finite number of FLOPs > 0"),
+        ([-1e15], r"Got compute_budgets\[0\]=-1e\+15, expected a finite number of FLOPs > 0"),
         ([1e15, 1e15], r"compute_budgets has repeated values: \[1e\+15\]"),
     ],
 )
@@ -174,13 +174,13 @@ def test_a_budget_with_no_feasible_size_is_an_error_naming_it() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"sizes": [8, 0]}, ValueError, r"sizes must be numbers > 0, got 0"),
-        ({"sizes": []}, ValueError, r"sizes must be a non-empty list of size values, got \[\]"),
+        ({"sizes": [8, 0]}, ValueError, r"Got sizes\[1\]=0, expected a number > 0"),
+        ({"sizes": []}, ValueError, r"Got sizes=\[\], expected a non-empty list of size values"),
         ({"sizes": [8, 8]}, ValueError, r"sizes has repeated values: \[8\]"),
-        ({"num_sizes_per_budget": 0}, ValueError, r"num_sizes_per_budget must be an int >= 1, got 0"),
-        ({"spread": 1.0}, ValueError, r"spread must be > 1, got 1.0"),
-        ({"tokens_per_sample": 0}, ValueError, r"tokens_per_sample must be > 0, got 0"),
-        ({"size_range": (8, 4)}, ValueError, r"size_range must be \(low, high\) with 0 < low <= high, got \(8, 4\)"),
+        ({"num_sizes_per_budget": 0}, ValueError, r"Got num_sizes_per_budget=0, expected an int >= 1"),
+        ({"spread": 1.0}, ValueError, r"Got spread=1.0, expected a number > 1"),
+        ({"tokens_per_sample": 0}, ValueError, r"Got tokens_per_sample=0, expected a number > 0"),
+        ({"size_range": (8, 4)}, ValueError, r"Got size_range=\(8, 4\), expected \(low, high\) with 0 < low <= high"),
     ],
 )
 def test_bad_options_are_named(kwargs, error, match) -> None:
@@ -244,7 +244,7 @@ def test_experiment_checks_its_id_and_names() -> None:
         Experiment(experiment_id="abc", hparams={"lr": 1e-3})
     with pytest.raises(ValueError, match=r"hparams may not use the names \['train_samples'\]"):
         Experiment(train_samples=5, hparams={"train_samples": 3})
-    with pytest.raises(TypeError, match=r"hparams\['act'\] must be a str, int, float, bool or None, got type"):
+    with pytest.raises(TypeError, match=r"Got hparams\['act'\]=.* \(type\), expected a str, int, float, bool or None"):
         Experiment(hparams={"act": nn.ReLU})
 
 
@@ -306,8 +306,8 @@ def test_grid_is_the_cartesian_product_in_order() -> None:
         ({}, ValueError, r"grid\(\) needs at least one axis, e.g. grid\(width=\[16, 32\]"),
         ({"width": []}, ValueError, r"grid axis 'width' is empty"),
         ({"width": [16, 16]}, ValueError, r"grid axis 'width' has repeated values: \['16'\]"),
-        ({"opt": [{"lr": 1}]}, TypeError, r"grid axis 'opt' values must be str, int, float, bool or None, got dict"),
-        ({"width": {16, 32}}, TypeError, r"grid axis 'width' must be a list of values \(or one value\), got set"),
+        ({"opt": [{"lr": 1}]}, TypeError, r"Got a value \{'lr': 1\} \(dict\) on grid axis 'opt', expected a str, int, float, bool or None"),
+        ({"width": {16, 32}}, TypeError, r"Got grid axis width=\{16, 32\} \(set\), expected a list of values \(or one value\)"),
         ({"experiment_id": [1]}, ValueError, r"grid axis name 'experiment_id' is reserved"),
     ],
 )

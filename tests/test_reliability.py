@@ -262,8 +262,8 @@ _SMALL = GridLinesConfig(N=16, size=40, nlines=20, train_stride=8, test_stride=8
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"compute_budgets": [1e8, 3e8], "widths": [0, 2, 4]}, r"sizes must be numbers > 0, got 0"),
-        ({"compute_budgets": [1e8, 3e8], "widths": [-3, 2, 4]}, r"sizes must be numbers > 0, got -3"),
+        ({"compute_budgets": [1e8, 3e8], "widths": [0, 2, 4]}, r"Got sizes\[0\]=0, expected a number > 0"),
+        ({"compute_budgets": [1e8, 3e8], "widths": [-3, 2, 4]}, r"Got sizes\[0\]=-3, expected a number > 0"),
         ({"compute_budgets": [1e8, 3e8], "widths": [2.5, 4], "axes": {"fno_modes": [4]}},
          r"Got width=2.5, expected a positive int"),
         ({"compute_budgets": [1e8, 3e8], "widths": [2, 4], "axes": {"fno_modes": [9]}},
