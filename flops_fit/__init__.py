@@ -45,7 +45,7 @@ _EXPORTS = {
     "explore": "explorer",
     "fit_isoflop": "scaling",
     "fit_parametric": "scaling",
-    "Result": "result",
+    "Result": "fit_result",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

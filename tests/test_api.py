@@ -9,9 +9,9 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from flops_fit.api import find_optimal
+from flops_fit.fit_result import Result
 from flops_fit.flops import forward_flops
 from flops_fit.planning import SweepPlan
-from flops_fit.result import Result
 from flops_fit.results import load_results
 from flops_fit.training import TrainSettings
 

@@ -21,7 +21,7 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy.optimize import minimize_scalar  # noqa: E402
 
-from flops_fit.result import Result  # noqa: E402
+from flops_fit.fit_result import Result  # noqa: E402
 from flops_fit.scaling import (  # noqa: E402
     chinchilla_loss,
     estimate_flops_per_sample_per_param,
