@@ -252,7 +252,7 @@ def test_train_settings_are_checked_at_construction(kwargs, error, match):
 
 
 def test_grid_lines_n_below_8_is_refused():
-    with pytest.raises(ValueError, match=r"N must be >= 8, got N=2"):
+    with pytest.raises(ValueError, match=r"Got N=2, expected an int >= 8"):
         GridLinesConfig(N=2)
 
 
