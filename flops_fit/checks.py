@@ -56,7 +56,7 @@ def check_int(name: str, value: Any, *, minimum: int | None = None,
     """
     expected = "an int" if minimum is None else f"an int >= {minimum}"
     if not is_int(value):
-        raise type_error(f"Got {name}={value!r} ({type(value).__name__}), expected {expected}")
+        raise type_error(f"Got {name}={value!r}, expected {expected}")
     if minimum is not None and value < minimum:
         raise ValueError(f"Got {name}={value!r}, expected {expected}")
     return int(value)
@@ -81,7 +81,7 @@ def check_number(name: str, value: Any, *, allowed: str, test: Any = None,
         Raised when ``value`` is not a number (a failed ``test`` is a ``ValueError``).
     """
     if not is_number(value):
-        raise type_error(f"Got {name}={value!r} ({type(value).__name__}), expected {allowed}")
+        raise type_error(f"Got {name}={value!r}, expected {allowed}")
     if test is not None and not test(value):
         raise ValueError(f"Got {name}={value!r}, expected {allowed}")
     return float(value)

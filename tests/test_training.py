@@ -143,11 +143,11 @@ def test_a_loss_that_is_not_a_scalar_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"batch_size": 0}, r"batch_size must be an int >= 1, got 0"),
-        ({"lr": 0.0}, r"lr must be finite and > 0, got 0.0"),
-        ({"warmup_fraction": 1.5}, r"warmup_fraction must be in \[0, 1\], got 1.5"),
-        ({"min_lr_ratio": -0.1}, r"min_lr_ratio must be in \[0, 1\], got -0.1"),
-        ({"holdout_fraction": 1.0}, r"holdout_fraction must be in \(0, 1\), got 1.0"),
+        ({"batch_size": 0}, r"Got batch_size=0, expected an int >= 1"),
+        ({"lr": 0.0}, r"Got lr=0.0, expected a finite number > 0"),
+        ({"warmup_fraction": 1.5}, r"Got warmup_fraction=1.5, expected a number in \[0, 1\]"),
+        ({"min_lr_ratio": -0.1}, r"Got min_lr_ratio=-0.1, expected a number in \[0, 1\]"),
+        ({"holdout_fraction": 1.0}, r"Got holdout_fraction=1.0, expected a number in \(0, 1\)"),
     ],
 )
 def test_bad_settings_are_named(kwargs, match) -> None:
