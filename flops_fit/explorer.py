@@ -51,7 +51,7 @@ from flops_fit.pareto import (
     quality_columns,
     run_table,
 )
-from flops_fit.results import load_records
+from flops_fit.records import load_records
 
 __all__ = [
     "PREVIEW_NAME",

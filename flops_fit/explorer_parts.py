@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from flops_fit.columns import LABELS, axis_label, metric_direction
-from flops_fit.results import BOOKKEEPING_COLUMNS, RUNS_NAME
+from flops_fit.records import BOOKKEEPING_COLUMNS, RUNS_NAME
 
 __all__ = [
     "FILTERED_COLUMNS",

@@ -36,7 +36,7 @@ from flops_fit.columns import (
 )
 from flops_fit.front import pareto_front
 from flops_fit.pareto_plot import plot_fronts, plot_pareto
-from flops_fit.results import BOOKKEEPING_COLUMNS
+from flops_fit.records import BOOKKEEPING_COLUMNS
 
 __all__ = [
     "COSTS",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flops_fit.planning.common import SCALARS, scalar
-from flops_fit.results import experiment_id
+from flops_fit.records import experiment_id
 
 __all__ = ["Experiment"]
 
