@@ -106,24 +106,24 @@ def validate_model(
     """
     if not callable(model_cls):
         raise TypeError(
-            "model_cls must be a class (or function) that builds a torch.nn.Module, "
-            f"got {model_cls!r} ({type(model_cls).__name__})"
+            f"Got model_cls={model_cls!r} ({type(model_cls).__name__}), expected a class (or function) "
+            "that builds a torch.nn.Module"
         )
     if not isinstance(size_param, str) or not size_param:
         raise TypeError(
-            "size_param must be the name (str) of a constructor argument of "
-            f"{model_name(model_cls)}, got {size_param!r}"
+            f"Got size_param={size_param!r}, expected the name (str) of a constructor argument of "
+            f"{model_name(model_cls)}"
         )
     if model_kwargs is None:
         model_kwargs = {}
     if not isinstance(model_kwargs, Mapping) or not all(isinstance(k, str) for k in model_kwargs):
         raise TypeError(
-            f"model_kwargs must be a dict of constructor arguments, got {type(model_kwargs).__name__}"
+            f"Got model_kwargs of type {type(model_kwargs).__name__}, expected a dict of constructor arguments"
         )
     if size_param in model_kwargs:
         raise ValueError(
-            f"model_kwargs must not contain the size parameter {size_param!r} (the plan sets it); "
-            f"got model_kwargs={dict(model_kwargs)!r}"
+            f"Got model_kwargs={dict(model_kwargs)!r}, expected them without the size parameter "
+            f"{size_param!r} (the plan sets it)"
         )
     signature = _signature(model_cls)
     if probe_size is None:
@@ -246,12 +246,12 @@ def validate_loss(loss_fn: Any) -> None:
     """
     if not callable(loss_fn):
         raise TypeError(
-            f"loss_fn must be callable, got {loss_fn!r} ({type(loss_fn).__name__}); "
+            f"Got loss_fn={loss_fn!r} ({type(loss_fn).__name__}), expected a callable, "
             "e.g. torch.nn.MSELoss()"
         )
     if inspect.isclass(loss_fn):
         raise TypeError(
-            f"loss_fn must be a loss function or instance, got the class {loss_fn.__name__}; "
+            f"Got loss_fn=the class {loss_fn.__name__}, expected a loss function or instance; "
             f"pass an instance, e.g. {loss_fn.__name__}()"
         )
     signature = _signature(loss_fn)
@@ -260,7 +260,7 @@ def validate_loss(loss_fn: Any) -> None:
             signature.bind(None, None)
         except TypeError:
             raise TypeError(
-                f"loss_fn must take (output, target), got {model_name(loss_fn)}{signature}"
+                f"Got loss_fn={model_name(loss_fn)}{signature}, expected one that takes (output, target)"
             ) from None
 
 
@@ -268,5 +268,5 @@ def scalar_loss(loss: Any) -> torch.Tensor:
     """``loss`` as a 0-d tensor; a TypeError unless it is a one-element tensor."""
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise TypeError(f"loss_fn must return a scalar tensor (mean over the batch), got {got}")
+        raise TypeError(f"Got a loss of {got} from loss_fn, expected a scalar tensor (mean over the batch)")
     return loss.reshape(())

@@ -101,11 +101,11 @@ def test_a_dataset_without_a_loss_warns_and_returns_the_plan() -> None:
     [
         # A bad model fails before the (also bad) dataset, loss and budgets are looked at.
         (MLP, "depth", [1, 2, 3], "mse", [], ValueError, r"MLP\(\) has no argument 'depth'"),
-        ("MLP", "width", [1, 2, 3], "mse", None, TypeError, r"model_cls must be a class"),
+        ("MLP", "width", [1, 2, 3], "mse", None, TypeError, r"Got model_cls='MLP' \(str\), expected a class"),
         # A good model with a bad dataset: the dataset's error, not the loss's.
         (MLP, "width", [1, 2, 3], "mse", None, TypeError, r"^Expected a torch.utils.data.Dataset"),
         # Good model and dataset, bad loss: the loss's error, not the budgets'.
-        (MLP, "width", mlp_data(), "mse", [], TypeError, r"^loss_fn must be callable"),
+        (MLP, "width", mlp_data(), "mse", [], TypeError, r"^Got loss_fn='mse' \(str\), expected a callable"),
         # All good but no budgets: a ValueError with an example.
         (MLP, "width", mlp_data(), nn.MSELoss(), None, ValueError,
          r"find_optimal needs compute_budgets, .* e.g. find_optimal\(MyModel, 'width', compute_budgets=\[1e15, 1e16\]\)"),

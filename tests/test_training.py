@@ -134,8 +134,8 @@ def test_a_non_finite_loss_raises_diverged_error() -> None:
 
 def test_a_loss_that_is_not_a_scalar_is_an_error() -> None:
     data = linear_data(20)
-    with pytest.raises(TypeError, match=r"loss_fn must return a scalar tensor \(mean over the batch\), "
-                                        r"got a tensor of shape \(8, 1\)"):
+    with pytest.raises(TypeError, match=r"Got a loss of a tensor of shape \(8, 1\) from loss_fn, "
+                                        r"expected a scalar tensor \(mean over the batch\)"):
         train_for_samples(MLP(4), data, nn.MSELoss(reduction="none"), 20, train_indices=list(range(16)),
                           settings=TrainSettings(batch_size=8))
 
