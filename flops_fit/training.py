@@ -373,8 +373,8 @@ def time_train_step(model: nn.Module, sample_input: Any, *, device: str = "cpu",
         Median step time / ``batch_size``, in seconds. A stand-in loss (mean
         square of the output) replaces the real one, whose cost is negligible.
     """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
+    check_int("steps", steps, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
 
     def batch(t: Any) -> Any:
         if isinstance(t, torch.Tensor):

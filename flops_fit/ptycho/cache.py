@@ -93,7 +93,7 @@ def load_or_simulate(cfg: GridLinesConfig, cache_dir: str | os.PathLike) -> Grid
     ``UserWarning`` and regenerated.
     """
     if not isinstance(cfg, GridLinesConfig):
-        raise TypeError(f"cfg must be a GridLinesConfig, got {type(cfg).__name__}")
+        raise TypeError(f"Got cfg of type {type(cfg).__name__}, expected a GridLinesConfig")
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"gridlines_{cfg.cache_key()}.npz"

@@ -366,14 +366,14 @@ def test_config_validation(changes, error, match):
 @pytest.mark.parametrize(
     ("arrays", "match"),
     [
-        ({"probe": np.ones((16, 16))}, r"probe array in '.*' must be complex, got dtype float64"),
+        ({"probe": np.ones((16, 16))}, r"Got a probe array of dtype float64 in '.*', expected a complex one"),
         (
             {"probe": np.ones((8, 16), np.complex64)},
-            r"must have shape \(N, N\) = \(16, 16\), got \(8, 16\)",
+            r"Got a probe array of shape \(8, 16\) in .*, expected \(N, N\) = \(16, 16\)",
         ),
         (
             {"a": np.ones((16, 16), np.complex64), "b": np.ones((16, 16), np.complex64)},
-            r"must hold one array or one named 'probe', got arrays \['a', 'b'\]",
+            r"with arrays \['a', 'b'\], expected one array or one named 'probe'",
         ),
         ({"probe": np.full((16, 16), np.nan, np.complex64)}, r"has non-finite values"),
         ({"probe": np.zeros((16, 16), np.complex64)}, r"probe is zero everywhere within r < N/4"),
@@ -390,20 +390,20 @@ def test_stitch_validation(tiny):
     split = tiny.test
     with pytest.raises(
         ValueError,
-        match=r"pred_patches must have the split's patch shape "
-        r"\(25, 16, 16\), got \(24, 16, 16\)",
+        match=r"Got pred_patches of shape \(24, 16, 16\), expected the split's patch shape "
+        r"\(25, 16, 16\)",
     ):
         stitch(split.Y[:24], split)
-    with pytest.raises(ValueError, match=r"pred_patches must be complex, got dtype float32"):
+    with pytest.raises(ValueError, match=r"Got pred_patches of dtype float32, expected complex"):
         stitch(split.Y.real, split)
-    with pytest.raises(ValueError, match=r"object_index must be in \[0, 1\), got 1"):
+    with pytest.raises(ValueError, match=r"Got object_index=1, expected an int in \[0, 1\)"):
         stitch(split.Y, split, object_index=1)
 
 
 def test_cfg_type_validation(tmp_path):
-    with pytest.raises(TypeError, match=r"cfg must be a GridLinesConfig, got dict"):
+    with pytest.raises(TypeError, match=r"Got cfg of type dict, expected a GridLinesConfig"):
         load_or_simulate(TINY.to_dict(), tmp_path)
-    with pytest.raises(TypeError, match=r"cfg must be a GridLinesConfig, got dict"):
+    with pytest.raises(TypeError, match=r"Got cfg of type dict, expected a GridLinesConfig"):
         simulate(TINY.to_dict())
 
 
