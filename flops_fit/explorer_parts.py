@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flops_fit.checks import is_int
 from flops_fit.columns import LABELS, axis_label, metric_direction
 from flops_fit.records import BOOKKEEPING_COLUMNS, RUNS_NAME
 
@@ -137,7 +138,7 @@ def shown(value: Any) -> bool:
 def fmt_value(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{value:.4g}"
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+    if is_int(value):
         return f"{value:,}"
     return str(value)
 

@@ -31,6 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter
 from skimage.draw import line
 
+from flops_fit.checks import is_int
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.probe import make_probe
 
@@ -316,7 +317,7 @@ def stitch(
     if not np.iscomplexobj(pred):
         raise ValueError(f"Got pred_patches of dtype {pred.dtype}, expected complex")
     k = split.objects.shape[0]
-    if isinstance(object_index, bool) or not 0 <= object_index < k:
+    if not is_int(object_index) or not 0 <= object_index < k:
         raise ValueError(f"Got object_index={object_index!r}, expected an int in [0, {k})")
     N, s = split.N, split.stride
     m = (split.objects.shape[-1] - N) // s + 1  # scan points per side
