@@ -107,3 +107,16 @@ def test_every_module_is_in_a_layer() -> None:
     top = {m.split(".")[1] for m in _graph() if m.count(".") >= 1}
     studies = {s.split(".")[1] for s in STUDIES}
     assert top <= set(CORE) | studies, sorted(top - set(CORE) - studies)
+
+
+def test_no_package_name_hides_one_of_its_modules() -> None:
+    # `from flops_fit.planning.grid import grid` in planning/__init__ would make
+    # flops_fit.planning.grid the function, not the module: imports then depend on order.
+    modules = _modules()
+    for name, path in modules.items():
+        if path.name != "__init__.py":
+            continue
+        bound = {alias.asname or alias.name for node in ast.walk(ast.parse(path.read_text()))
+                 if isinstance(node, ast.ImportFrom) for alias in node.names}
+        hidden = sorted(b for b in bound if f"{name}.{b}" in modules)
+        assert not hidden, f"{name} binds names that hide its modules: {hidden}"
