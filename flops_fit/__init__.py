@@ -47,7 +47,7 @@ _EXPORTS = {
     "explore": "explorer",
     "fit_isoflop": "scaling",
     "fit_parametric": "scaling",
-    "Result": "result",  # the re-export of fit_result.Result, kept one release
+    "Result": "result",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
