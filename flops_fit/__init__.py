@@ -1,9 +1,11 @@
 """flops_fit: plan, run and analyse compute-aware model studies.
 
-The pipeline, by stage (one module each)::
+The pipeline, by stage::
 
-    planning / contracts / api  ->  runner  ->  results  ->  pareto, explorer, scaling  ->  notebooks
-    flops (cost of a model)         ptycho/ (the built-in FNO study)
+    planning/ , contracts, api  ->  training, runner  ->  results  ->  pareto, explorer, scaling  ->  notebooks
+    flops (cost of a model)         ptycho/ (the built-in FNO study), examples/
+
+docs/ARCHITECTURE.md maps every module and the import rules tests/test_architecture.py enforces.
 
 Public names are imported lazily, so ``import flops_fit`` stays fast and
 pulls in torch, pandas or matplotlib only when a name that needs them is used.

@@ -21,9 +21,7 @@ from torch.utils.data import DataLoader, default_collate
 
 from flops_fit.contracts import (
     as_pairs,
-    build_model,
     default_probe_size,
-    model_name,
     scalar_loss,
     validate_dataset,
     validate_loss,
@@ -32,6 +30,7 @@ from flops_fit.contracts import (
 from flops_fit.fingerprint import FINGERPRINT_KEYS, sweep_fingerprint
 from flops_fit.planning import SweepPlan, plan_sweep, validate_budgets
 from flops_fit.training import Trainer, TrainSettings, split_indices
+from flops_fit.user_model import build_at_size, call_text
 
 __all__ = ["find_optimal"]
 
@@ -83,7 +82,7 @@ def _check_one_batch(model_cls: Callable[..., nn.Module], size_param: str, size:
     Parameters
     ----------
     model_cls, size_param, model_kwargs
-        How to build the model (see :func:`flops_fit.contracts.build_model`).
+        How to build the model (see :func:`flops_fit.user_model.build_at_size`).
     size : optional
         Size to build at; None: as :func:`flops_fit.contracts.validate_model` chooses.
     dataset : Dataset or DataLoader
@@ -101,10 +100,9 @@ def _check_one_batch(model_cls: Callable[..., nn.Module], size_param: str, size:
         gives the shapes and the error.
     """
     size = default_probe_size(model_cls, size_param) if size is None else size
-    model = build_model(model_cls, size_param, size, model_kwargs).eval()  # a check, not training
+    model = build_at_size(model_cls, size_param, size, model_kwargs).eval()  # a check, not training
     x, y = _first_batch(dataset, 2)
-    args = ", ".join(f"{k}={v!r}" for k, v in {**(model_kwargs or {}), size_param: size}.items())
-    call = f"{model_name(model_cls)}({args})"
+    call = call_text(model_cls, {**(model_kwargs or {}), size_param: size})
     with torch.no_grad():
         try:
             out = model(*x) if isinstance(x, (tuple, list)) else model(x)
@@ -293,10 +291,11 @@ def find_optimal(
         _check_training_inputs(n_samples, model_kwargs, settings, will_train=will_train)
     if sample_input is None and dataset is not None and flops != "6N":
         sample_input = _first_input(dataset)
+    # The model and the budgets passed above, in the documented order: plan without checking them again.
     plan = plan_sweep(
-        model_cls, model_size_param, model_kwargs, compute_budgets,
+        model_cls, model_size_param, model_kwargs, budgets,
         num_sizes_per_budget=num_sizes_per_budget, sizes=sizes, sample_input=sample_input,
-        tokens_per_sample=tokens_per_sample, flops=flops, seed=seed, **plan_options,
+        tokens_per_sample=tokens_per_sample, flops=flops, seed=seed, validated=True, **plan_options,
     )
     if dataset is not None and loss_fn is not None:
         # What the runs train on is part of each id: the same folder with other data,

@@ -6,20 +6,23 @@ of single tensors, for self-supervised data: the target is the input) and
 any callable ``loss(output, target)``. These checks run first, in that
 order, so a mistake is reported in seconds with a message that says what
 came and what was expected, instead of minutes into a sweep.
+
+Building the model at a size and counting its parameters live in
+:mod:`flops_fit.user_model`; ``build_model``, ``num_params``, ``model_name``
+and ``to_device`` are re-exported here under their old names for one release.
 """
 
 from __future__ import annotations
 
 import inspect
-import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from flops_fit.flops import count_params
+from flops_fit.checks import is_number
+from flops_fit.user_model import build_at_size, call_text, model_name, model_params, to_device
 
 __all__ = [
     "DEFAULT_PROBE_SIZE",
@@ -39,123 +42,9 @@ __all__ = [
 # divisible by a head count or a group count of 2, 4 or 8.
 DEFAULT_PROBE_SIZE = 8
 
-
-def to_device(x: Any, device: str | torch.device) -> Any:
-    """Move a tensor, or the tensors of a (nested) tuple/list, to ``device``; others pass through."""
-    if isinstance(x, torch.Tensor):
-        return x.to(device)
-    if isinstance(x, (tuple, list)):
-        return type(x)(to_device(v, device) for v in x)
-    return x
-
-
-def model_name(model_cls: Any) -> str:
-    """Readable name of a model class or builder function."""
-    return getattr(model_cls, "__qualname__", None) or getattr(model_cls, "__name__", None) or repr(model_cls)
-
-
-def _call_text(model_cls: Any, kwargs: Mapping[str, Any]) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-    return f"{model_name(model_cls)}({args})"
-
-
-def build_model(
-    model_cls: Callable[..., nn.Module],
-    size_param: str,
-    size_value: Any,
-    model_kwargs: Mapping[str, Any] | None = None,
-    *,
-    device: str | torch.device | None = None,
-    require_module: bool = True,
-) -> nn.Module:
-    """Build one model at one size.
-
-    Parameters
-    ----------
-    model_cls : callable
-        Class (or function) returning a ``torch.nn.Module``.
-    size_param : str
-        Name of the constructor argument that sets the size.
-    size_value : Any
-        Value of that argument.
-    model_kwargs : mapping, optional
-        The other constructor arguments.
-    device : str or torch.device, optional
-        Build under this default device; ``"meta"`` allocates no memory, which
-        makes counting parameters of large candidates free.
-    require_module : bool
-        False also accepts an object that is not an ``nn.Module`` but has a
-        ``num_params()`` method: enough to plan with 6·N (flops-fit's model
-        contract), not to train or measure.
-
-    Returns
-    -------
-    torch.nn.Module, or an object with ``num_params()`` when ``require_module`` is False
-
-    Raises
-    ------
-    ValueError
-        If the constructor raises; the message names the call and the error.
-    TypeError
-        If the constructor returns something that is not an ``nn.Module``.
-    """
-    kwargs = {**(model_kwargs or {}), size_param: size_value}
-    try:
-        if device is None:
-            model = model_cls(**kwargs)
-        else:
-            with torch.device(device):
-                model = model_cls(**kwargs)
-    except Exception as exc:
-        raise ValueError(
-            f"Could not build {_call_text(model_cls, kwargs)}: {type(exc).__name__}: {exc}"
-        ) from exc
-    if isinstance(model, nn.Module):
-        return model
-    counted = callable(getattr(model, "num_params", None))
-    if not counted:
-        raise TypeError(
-            f"{_call_text(model_cls, kwargs)} returned {type(model).__name__}, expected a "
-            "torch.nn.Module (or, to plan only, an object with a num_params() method)"
-        )
-    if require_module:
-        raise TypeError(
-            f"{_call_text(model_cls, kwargs)} returned {type(model).__name__}, which has num_params() "
-            "but is not a torch.nn.Module: it can be planned (6·N FLOPs per token) but not trained or "
-            "measured; pass train=False, or make it an nn.Module"
-        )
-    return model
-
-
-def num_params(model: Any) -> int:
-    """Parameter count N: the model's own ``num_params()`` if it has one.
-
-    Parameters
-    ----------
-    model : torch.nn.Module, or any object with ``num_params()``
-
-    Returns
-    -------
-    int
-        ``model.num_params()`` when defined (the user's definition wins, e.g.
-        excluding embeddings as Kaplan et al. do), else
-        :func:`flops_fit.flops.count_params` (trainable, complex counted twice).
-
-    Raises
-    ------
-    ValueError
-        If the count is not a positive integer.
-    """
-    name = type(model).__name__
-    if callable(getattr(model, "num_params", None)):
-        n = model.num_params()
-        where = f"{name}.num_params()"
-    else:
-        n = count_params(model)
-        where = f"{name} (trainable parameters counted by flops_fit.flops.count_params)"
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
-        raise ValueError(f"{where} gave {n!r}, expected a positive int")
-    return int(n)
+# Old names, kept for one release: flops_fit.user_model holds these now.
+build_model = build_at_size
+num_params = model_params
 
 
 def _signature(model_cls: Any) -> inspect.Signature | None:
@@ -171,8 +60,7 @@ def default_probe_size(model_cls: Any, size_param: str) -> Any:
     default = None
     if signature is not None and size_param in signature.parameters:
         default = signature.parameters[size_param].default
-    numeric = isinstance(default, numbers.Real) and not isinstance(default, bool)
-    return default if numeric and default > 0 else DEFAULT_PROBE_SIZE
+    return default if is_number(default) and default > 0 else DEFAULT_PROBE_SIZE
 
 
 def validate_model(
@@ -203,7 +91,7 @@ def validate_model(
     Returns
     -------
     int
-        Parameter count of the probe model (see :func:`num_params`).
+        Parameter count of the probe model (see :func:`flops_fit.user_model.model_params`).
 
     Raises
     ------
@@ -218,24 +106,24 @@ def validate_model(
     """
     if not callable(model_cls):
         raise TypeError(
-            "model_cls must be a class (or function) that builds a torch.nn.Module, "
-            f"got {model_cls!r} ({type(model_cls).__name__})"
+            f"Got model_cls={model_cls!r} ({type(model_cls).__name__}), expected a class (or function) "
+            "that builds a torch.nn.Module"
         )
     if not isinstance(size_param, str) or not size_param:
         raise TypeError(
-            "size_param must be the name (str) of a constructor argument of "
-            f"{model_name(model_cls)}, got {size_param!r}"
+            f"Got size_param={size_param!r}, expected the name (str) of a constructor argument of "
+            f"{model_name(model_cls)}"
         )
     if model_kwargs is None:
         model_kwargs = {}
     if not isinstance(model_kwargs, Mapping) or not all(isinstance(k, str) for k in model_kwargs):
         raise TypeError(
-            f"model_kwargs must be a dict of constructor arguments, got {type(model_kwargs).__name__}"
+            f"Got model_kwargs of type {type(model_kwargs).__name__}, expected a dict of constructor arguments"
         )
     if size_param in model_kwargs:
         raise ValueError(
-            f"model_kwargs must not contain the size parameter {size_param!r} (the plan sets it); "
-            f"got model_kwargs={dict(model_kwargs)!r}"
+            f"Got model_kwargs={dict(model_kwargs)!r}, expected them without the size parameter "
+            f"{size_param!r} (the plan sets it)"
         )
     signature = _signature(model_cls)
     if probe_size is None:
@@ -254,10 +142,10 @@ def validate_model(
         except TypeError as exc:
             raise ValueError(
                 f"{model_name(model_cls)}() does not accept "
-                f"{_call_text(model_cls, {**model_kwargs, size_param: probe_size})}: {exc}"
+                f"{call_text(model_cls, {**model_kwargs, size_param: probe_size})}: {exc}"
             ) from exc
-    model = build_model(model_cls, size_param, probe_size, model_kwargs, require_module=False)
-    return num_params(model)
+    model = build_at_size(model_cls, size_param, probe_size, model_kwargs, require_module=False)
+    return model_params(model)
 
 
 def validate_dataset(dataset: Any) -> int:
@@ -358,12 +246,12 @@ def validate_loss(loss_fn: Any) -> None:
     """
     if not callable(loss_fn):
         raise TypeError(
-            f"loss_fn must be callable, got {loss_fn!r} ({type(loss_fn).__name__}); "
+            f"Got loss_fn={loss_fn!r} ({type(loss_fn).__name__}), expected a callable, "
             "e.g. torch.nn.MSELoss()"
         )
     if inspect.isclass(loss_fn):
         raise TypeError(
-            f"loss_fn must be a loss function or instance, got the class {loss_fn.__name__}; "
+            f"Got loss_fn=the class {loss_fn.__name__}, expected a loss function or instance; "
             f"pass an instance, e.g. {loss_fn.__name__}()"
         )
     signature = _signature(loss_fn)
@@ -372,7 +260,7 @@ def validate_loss(loss_fn: Any) -> None:
             signature.bind(None, None)
         except TypeError:
             raise TypeError(
-                f"loss_fn must take (output, target), got {model_name(loss_fn)}{signature}"
+                f"Got loss_fn={model_name(loss_fn)}{signature}, expected one that takes (output, target)"
             ) from None
 
 
@@ -380,5 +268,5 @@ def scalar_loss(loss: Any) -> torch.Tensor:
     """``loss`` as a 0-d tensor; a TypeError unless it is a one-element tensor."""
     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
         got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise TypeError(f"loss_fn must return a scalar tensor (mean over the batch), got {got}")
+        raise TypeError(f"Got a loss of {got} from loss_fn, expected a scalar tensor (mean over the batch)")
     return loss.reshape(())

@@ -42,6 +42,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from flops_fit.checks import check_int
+
 __all__ = ["COMPILE_MODES", "PRECISIONS", "DeviceSettings", "fp32_matmuls", "host_to_device", "synchronize"]
 
 Precision = Literal["fp32", "tf32", "bf16"]
@@ -56,11 +58,6 @@ ACCELERATOR_CHECK_EVERY = 50
 #: launch-bound, small enough (a few GB for ``hybrid``) for any current GPU.
 CUDA_EVAL_BATCH = 1024
 CPU_EVAL_BATCH = 64
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Got {name}={value!r}, expected an int >= 1")
 
 
 @dataclass(frozen=True)
@@ -96,8 +93,8 @@ class DeviceSettings:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"Got precision={self.precision!r}, expected one of {list(PRECISIONS)}")
-        _positive_int("check_every", self.check_every)
-        _positive_int("eval_batch", self.eval_batch)
+        check_int("check_every", self.check_every, minimum=1)
+        check_int("eval_batch", self.eval_batch, minimum=1)
         if self.compile_mode not in COMPILE_MODES:
             raise ValueError(f"Got compile_mode={self.compile_mode!r}, expected one of {list(COMPILE_MODES)}")
 

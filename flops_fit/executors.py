@@ -33,6 +33,8 @@ from typing import Any, Literal
 
 import torch
 
+from flops_fit.checks import check_choice, check_int, is_int
+
 __all__ = ["DaskExecutor", "SubmititExecutor", "exit_with_parent", "make_executor", "pin_process"]
 
 KINDS = ("dask", "process")
@@ -134,7 +136,7 @@ def _device_indices(devices: Sequence[int | str]) -> list[str]:
         raise ValueError(f"Got devices={devices!r}, expected a non-empty list like [0, 1] or ['cuda:0', 'cuda:1']")
     indices = []
     for d in devices:
-        if isinstance(d, int) and not isinstance(d, bool) and d >= 0:
+        if is_int(d) and d >= 0:
             indices.append(str(d))
         elif isinstance(d, str) and _CUDA_RE.match(d):
             indices.append(_CUDA_RE.match(d).group(1))
@@ -184,10 +186,8 @@ def make_executor(
     concurrent.futures.Executor
         Use it as a context manager, or call ``shutdown()`` when done.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"Got workers={workers!r}, expected an int >= 1")
-    if kind not in KINDS:
-        raise ValueError(f"Got kind={kind!r}, expected one of {list(KINDS)}")
+    check_int("workers", workers, minimum=1)
+    check_choice("kind", kind, KINDS)
     indices = None
     if devices is not None:
         indices = _device_indices(devices)

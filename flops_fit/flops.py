@@ -193,8 +193,8 @@ def forward_flops(model: nn.Module, sample_input: torch.Tensor | tuple[torch.Ten
     inputs = sample_input if isinstance(sample_input, tuple) else (sample_input,)
     if not inputs or not isinstance(inputs[0], torch.Tensor) or inputs[0].dim() == 0:
         raise ValueError(
-            "sample_input must be a batched tensor (or a tuple starting with one), "
-            f"got {type(sample_input).__name__}"
+            f"Got sample_input of type {type(sample_input).__name__}, expected a batched tensor "
+            "(or a tuple starting with one)"
         )
     batch = inputs[0].shape[0]
     if batch < 1:

@@ -82,18 +82,17 @@ def _check_pair(pred: np.ndarray, target: np.ndarray, *, complex_: bool = False)
         ok = np.iscomplexobj(image) if complex_ else np.isrealobj(image)
         if image.ndim != 2 or not ok:
             raise ValueError(
-                f"{name} must be a {kind} 2-D array, got dtype {image.dtype} "
-                f"with shape {image.shape}"
+                f"Got {name} of dtype {image.dtype} with shape {image.shape}, expected a {kind} 2-D array"
             )
     if pred.shape != target.shape:
         raise ValueError(
-            f"pred and target must have the same shape, got {pred.shape} and {target.shape}"
+            f"Got pred of shape {pred.shape} and target of shape {target.shape}, expected the same shape"
         )
 
 
 def _check_range(data_range: float) -> float:
     if not (math.isfinite(data_range) and data_range > 0):
-        raise ValueError(f"data_range must be a finite number > 0, got {data_range}")
+        raise ValueError(f"Got data_range={data_range}, expected a finite number > 0")
     return float(data_range)
 
 
@@ -204,7 +203,7 @@ def ms_ssim(
         levels, side = levels + 1, side // 2
     if levels == 0:
         raise ValueError(
-            f"images must be at least {SSIM_WIN_SIZE} x {SSIM_WIN_SIZE} px, got {pred.shape}"
+            f"Got images of shape {pred.shape}, expected at least {SSIM_WIN_SIZE} x {SSIM_WIN_SIZE} px"
         )
     w = np.asarray(weights[:levels], dtype=np.float64)
     w /= w.sum()
@@ -255,7 +254,7 @@ def frc_crossing(curve: np.ndarray, threshold: float) -> float:
     """
     curve = np.asarray(curve, dtype=np.float64)
     if curve.ndim != 1 or curve.size < 2:
-        raise ValueError(f"curve must be 1-D with at least 2 rings, got shape {curve.shape}")
+        raise ValueError(f"Got a curve of shape {curve.shape}, expected 1-D with at least 2 rings")
     if not np.isfinite(curve[1:]).any():
         return math.nan
     values = curve.copy()
@@ -305,7 +304,7 @@ def complex_metrics(
     _check_pair(pred, target, complex_=True)
     if min(pred.shape) < SSIM_WIN_SIZE:
         raise ValueError(
-            f"images must be at least {SSIM_WIN_SIZE} x {SSIM_WIN_SIZE} px, got {pred.shape}"
+            f"Got images of shape {pred.shape}, expected at least {SSIM_WIN_SIZE} x {SSIM_WIN_SIZE} px"
         )
     for name, image in (("pred", pred), ("target", target)):
         if not np.all(np.isfinite(image)):

@@ -266,7 +266,7 @@ def as_list(
     [1000000000000.0, 10000000000000.0]
     """
     if item not in (str, int, float):
-        raise TypeError(f"item must be str, int or float, got {item!r}")
+        raise TypeError(f"Got item={item!r}, expected str, int or float")
     if _is_none(value):
         return None
     if isinstance(value, str):

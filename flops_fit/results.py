@@ -20,190 +20,54 @@ The fsync and the table rewrite run in a background thread (on a busy disk
 they take milliseconds, as long as a short experiment); :meth:`ResultsStore.flush`
 waits for them.
 
-A record (one log line) is::
-
-    {"experiment_id": "3f2a...", "config": {...}, "measurements": {...},
-     "status": "ok" | "failed", "error": None | "ExcType: message",
-     "started_at": "2024-...+00:00", "wall_time_s": 1.2, "device": "cpu",
-     "versions": {"python": "3.11.7", "torch": "2.3.0", ...}}
-
-and its table row is the config keys, then the measurements, then the
-bookkeeping columns (:data:`BOOKKEEPING_COLUMNS`, then ``version_<name>``).
-Non-finite floats are written as the ``NaN``/``Infinity`` tokens of Python's
-:mod:`json`, which :func:`json.loads` and :func:`load_results` read back.
+The record format, :func:`experiment_id` and the readers
+(:func:`load_results`, :func:`load_records`) are :mod:`flops_fit.records`,
+re-exported here; this module writes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
 import json
 import os
-import re
 import tempfile
 import threading
-import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from flops_fit.locking import FolderLock
+from flops_fit.records import (
+    BOOKKEEPING_COLUMNS,
+    ID_RE,
+    LOG_NAME,
+    RUNS_NAME,
+    STATUSES,
+    TABLE_NAME,
+    RunTable,
+    check_record,
+    experiment_id,
+    json_default,
+    load_records,
+    load_results,
+    read_log,
+)
 
 __all__ = [
     "BOOKKEEPING_COLUMNS",
     "LOG_NAME",
     "TABLE_NAME",
     "RUNS_NAME",
+    "STATUSES",
     "ResultsStore",
     "experiment_id",
     "load_records",
     "load_results",
 ]
-
-LOG_NAME = "runs.jsonl"
-TABLE_NAME = "study_results.csv"
-RUNS_NAME = "runs"
-BOOKKEEPING_COLUMNS = ("experiment_id", "status", "error", "started_at", "wall_time_s", "device")
-STATUSES = ("ok", "failed")
-_RECORD_KEYS = ("experiment_id", "config", "measurements", "status")
-_ID_RE = re.compile(r"^[0-9a-f]{12}$")
-
-
-def _json_default(value: Any) -> Any:
-    # numpy scalars (np.int64 from np.arange, np.bool_) are plain numbers to a user.
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def experiment_id(config: Mapping[str, Any]) -> str:
-    """Stable identifier of an experiment: a hash of its hyperparameters.
-
-    Parameters
-    ----------
-    config : Mapping[str, Any]
-        JSON-serialisable hyperparameters with string keys (numpy scalars
-        count as the equal Python number).
-
-    Returns
-    -------
-    str
-        The first 12 hex digits of the SHA-256 of the config as compact JSON
-        with sorted keys, so key order does not matter and the same config
-        always gets the same id (48 bits: collisions are negligible below
-        millions of experiments).
-
-    Examples
-    --------
-    >>> experiment_id({"b": 2, "a": 1}) == experiment_id({"a": 1, "b": 2})
-    True
-    """
-    if not isinstance(config, Mapping):
-        raise TypeError(f"Got config of type {type(config).__name__}, expected a dict")
-    for key in config:
-        if not isinstance(key, str):  # json would turn 1 into "1" and merge it with "1"
-            raise TypeError(f"Got config key {key!r} of type {type(key).__name__}, expected str keys")
-    try:
-        text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=_json_default)
-    except (TypeError, ValueError):
-        for key, value in config.items():  # name the culprit
-            try:
-                json.dumps(value, default=_json_default)
-            except (TypeError, ValueError):
-                raise TypeError(
-                    f"Config value {key}={value!r} of type {type(value).__name__} is not "
-                    "JSON-serialisable; a config holds numbers, strings, bools and None"
-                ) from None
-        raise  # pragma: no cover - a value fails only inside the whole (circular reference)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
-
-
-def _flatten(record: Mapping[str, Any]) -> dict[str, Any]:
-    """Table row of one record: config, measurements, bookkeeping, versions."""
-    row = {**record["config"], **record["measurements"]}
-    for key in BOOKKEEPING_COLUMNS:
-        row[key] = record.get(key)
-    for name, version in (record.get("versions") or {}).items():
-        row[f"version_{name}"] = version
-    return row
-
-
-def _check_record(record: Any, where: str) -> None:
-    if not isinstance(record, Mapping):
-        raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    missing = [k for k in _RECORD_KEYS if k not in record]
-    if missing:
-        raise ValueError(f"{where}: record lacks {missing}; a record has {list(_RECORD_KEYS)}")
-    if record["status"] not in STATUSES:
-        raise ValueError(f"{where}: got status={record['status']!r}, expected one of {list(STATUSES)}")
-
-
-class _Table:
-    """Latest record per experiment and the column order of the tidy table."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, dict[str, Any]] = {}  # id -> latest record, first-seen order
-        self.rows: dict[str, dict[str, Any]] = {}
-        # dicts as ordered sets: config keys, measurement keys, bookkeeping + versions
-        self._keys: tuple[dict[str, None], dict[str, None], dict[str, None]] = ({}, {}, {})
-
-    def add(self, record: Mapping[str, Any]) -> None:
-        eid = record["experiment_id"]
-        self.records[eid] = dict(record)
-        self.rows[eid] = _flatten(record)
-        config_keys, measurement_keys, book_keys = self._keys
-        config_keys.update(dict.fromkeys(record["config"]))
-        measurement_keys.update(dict.fromkeys(k for k in record["measurements"] if k not in config_keys))
-        book_keys.update(dict.fromkeys(BOOKKEEPING_COLUMNS))
-        book_keys.update(dict.fromkeys(f"version_{n}" for n in record.get("versions") or {}))
-
-    @property
-    def columns(self) -> list[str]:
-        config_keys, measurement_keys, book_keys = self._keys
-        seen = dict.fromkeys(config_keys)
-        seen.update(dict.fromkeys(k for k in measurement_keys if k not in seen))
-        seen.update(dict.fromkeys(k for k in book_keys if k not in seen))
-        return list(seen)
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(list(self.rows.values()), columns=self.columns)
-
-
-def _read_log(path: Path) -> tuple[list[dict[str, Any]], int | None]:
-    """Records of a run log and the byte offset of a torn last line (or None).
-
-    A sweep killed while writing leaves at most one unparseable line, at the
-    end; it is skipped with a warning. A bad line anywhere else is an error.
-    """
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    records: list[dict[str, Any]] = []
-    offset = 0
-    for number, raw in enumerate(lines, start=1):
-        if raw.strip():
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                if any(rest.strip() for rest in lines[number:]):
-                    raise ValueError(
-                        f"{path}: line {number} is not valid JSON; only the last line may be "
-                        "torn (by a crash while it was written)"
-                    ) from None
-                warnings.warn(
-                    f"Ignoring a torn last line in {path} (a run interrupted while being recorded)",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                return records, offset
-            _check_record(record, f"{path}: line {number}")
-            records.append(record)
-        offset += len(raw) + 1
-    return records, None
 
 
 def _write_csv_atomic(path: Path, columns: list[str], rows: Iterable[Mapping[str, Any]]) -> None:
@@ -286,13 +150,13 @@ class ResultsStore:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.output_dir / LOG_NAME  # the run log, runs.jsonl
         self.table_path = self.output_dir / TABLE_NAME  # the tidy table, study_results.csv
-        self._table = _Table()
+        self._table = RunTable()
         self._lock = FolderLock(self.output_dir)
         self._lock.acquire()  # before reading: what we read must not change under us
         try:
             _remove_stale_temp_files(self.output_dir)
             if self.log_path.exists():
-                records, torn_at = _read_log(self.log_path)
+                records, torn_at = read_log(self.log_path)
                 if torn_at is not None:
                     os.truncate(self.log_path, torn_at)  # so the next record starts on a fresh line
                 for record in records:
@@ -310,7 +174,7 @@ class ResultsStore:
 
     def run_dir(self, experiment_id: str) -> Path:
         """The folder of one run, ``<output_dir>/runs/<experiment_id>/`` (created)."""
-        if not isinstance(experiment_id, str) or not _ID_RE.match(experiment_id):
+        if not isinstance(experiment_id, str) or not ID_RE.match(experiment_id):
             raise ValueError(
                 f"Got experiment_id={experiment_id!r}, expected 12 lowercase hex digits "
                 "as made by experiment_id()"
@@ -331,10 +195,10 @@ class ResultsStore:
             ``experiment_id``, ``config``, ``measurements``, ``status`` and the
             bookkeeping keys (see the module docstring); JSON-serialisable.
         """
-        _check_record(record, "ResultsStore.append")
+        check_record(record, "ResultsStore.append")
         self._raise_background_error()
         self._lock.acquire()  # held since opening, unless close() gave it up
-        line = json.dumps(record, separators=(",", ":"), default=_json_default) + "\n"
+        line = json.dumps(record, separators=(",", ":"), default=json_default) + "\n"
         if self._log is None or self._log.closed:
             self._log = open(self.log_path, "a", encoding="utf-8")  # kept open; closed by close()
         self._log.write(line)
@@ -438,55 +302,3 @@ class ResultsStore:
 
     def __len__(self) -> int:
         return len(self._table.records)
-
-
-def load_results(output_dir: str | os.PathLike[str]) -> pd.DataFrame:
-    """Load the results table of a sweep folder.
-
-    Parameters
-    ----------
-    output_dir : str or os.PathLike
-        A folder written by :func:`flops_fit.runner.run_sweep`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per experiment (the latest record when one was run again):
-        config columns, measurements, then bookkeeping. Read from
-        ``runs.jsonl`` (a torn last line is skipped with a warning); from
-        ``study_results.csv`` when only the table exists (e.g. a shared copy).
-    """
-    folder = Path(output_dir)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"Results folder '{folder}' does not exist")
-    log, table_path = folder / LOG_NAME, folder / TABLE_NAME
-    if log.exists():
-        table = _Table()
-        for record in _read_log(log)[0]:
-            table.add(record)
-        return table.frame()
-    if table_path.exists():
-        return pd.read_csv(table_path)
-    raise FileNotFoundError(f"No results in '{folder}': expected {LOG_NAME} or {TABLE_NAME} there")
-
-
-def load_records(output_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """The latest record of each experiment in a sweep folder's run log.
-
-    Parameters
-    ----------
-    output_dir : str or os.PathLike
-        The sweep folder, as for :func:`load_results`.
-
-    Returns
-    -------
-    dict of str to dict
-        Experiment id -> record (``config``, ``measurements``, ``status``, ...,
-        see the module docstring), in first-run order; empty when the folder
-        has no ``runs.jsonl`` (a table-only copy). Reads, never locks.
-    """
-    log = Path(output_dir) / LOG_NAME
-    table = _Table()
-    for record in _read_log(log)[0] if log.exists() else ():
-        table.add(record)
-    return table.records

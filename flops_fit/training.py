@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import math
-import numbers
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -26,9 +25,10 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, default_collate
 
-from flops_fit.contracts import build_model, to_device
+from flops_fit.checks import check_int, is_int, is_number
 from flops_fit.contracts import scalar_loss as _scalar_loss
 from flops_fit.runner import DivergedError
+from flops_fit.user_model import build_at_size, to_device
 
 __all__ = [
     "TrainSettings",
@@ -45,12 +45,12 @@ __all__ = [
 # TrainSettings field -> (what is allowed, test); NaN fails every comparison.
 _SETTING_RULES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "batch_size": ("an int >= 1", lambda v: v >= 1),
-    "lr": ("finite and > 0", lambda v: 0 < v < math.inf),
-    "weight_decay": ("finite and >= 0", lambda v: 0 <= v < math.inf),
-    "warmup_fraction": ("in [0, 1]", lambda v: 0 <= v <= 1),
-    "min_lr_ratio": ("in [0, 1]", lambda v: 0 <= v <= 1),
-    "holdout_fraction": ("in (0, 1)", lambda v: 0 < v < 1),
-    "grad_clip": ("None or finite and > 0 (a negative max norm reverses every gradient)",
+    "lr": ("a finite number > 0", lambda v: 0 < v < math.inf),
+    "weight_decay": ("a finite number >= 0", lambda v: 0 <= v < math.inf),
+    "warmup_fraction": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
+    "min_lr_ratio": ("a number in [0, 1]", lambda v: 0 <= v <= 1),
+    "holdout_fraction": ("a number in (0, 1)", lambda v: 0 < v < 1),
+    "grad_clip": ("None or a finite number > 0 (a negative max norm reverses every gradient)",
                   lambda v: 0 < v < math.inf),
     "split_seed": ("an int >= 0", lambda v: v >= 0),
 }
@@ -99,11 +99,10 @@ class TrainSettings:
             if value is None and name == "grad_clip":
                 continue
             integral = name in _INT_SETTINGS
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral if integral else numbers.Real):
-                kind = "an int" if integral else "a number"
-                raise TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+            if not (is_int(value) if integral else is_number(value)):
+                raise TypeError(f"Got {name}={value!r}, expected {allowed}")
             if not test(value):
-                raise ValueError(f"{name} must be {allowed}, got {value!r}")
+                raise ValueError(f"Got {name}={value!r}, expected {allowed}")
             object.__setattr__(self, name, int(value) if integral else float(value))  # plain, JSON-able
 
 
@@ -221,8 +220,7 @@ def train_for_samples(
     flops_fit.runner.DivergedError
         If a training loss is NaN or infinite.
     """
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be an int >= 1, got {num_samples!r}")
+    check_int("num_samples", num_samples, minimum=1)
     settings = settings or TrainSettings()
     total_steps = math.ceil(num_samples / settings.batch_size)
     warmup = max(1, round(settings.warmup_fraction * total_steps))
@@ -305,7 +303,7 @@ class Trainer:
         else:
             eval_set, eval_collate = _unwrap(self.eval_dataset)
             train_idx, hold_idx = list(range(len(dataset))), list(range(len(eval_set)))
-        model = build_model(self.model_cls, self.size_param, config[self.size_param], self.model_kwargs)
+        model = build_at_size(self.model_cls, self.size_param, config[self.size_param], self.model_kwargs)
         model.to(device)
         t0 = time.perf_counter()
         summary, history = train_for_samples(
@@ -375,8 +373,8 @@ def time_train_step(model: nn.Module, sample_input: Any, *, device: str = "cpu",
         Median step time / ``batch_size``, in seconds. A stand-in loss (mean
         square of the output) replaces the real one, whose cost is negligible.
     """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be >= 1, got steps={steps}, batch_size={batch_size}")
+    check_int("steps", steps, minimum=1)
+    check_int("batch_size", batch_size, minimum=1)
 
     def batch(t: Any) -> Any:
         if isinstance(t, torch.Tensor):

@@ -1,4 +1,4 @@
-"""Tiny user models shared by the planning and API tests."""
+"""Tiny user models shared by the planning, IsoFLOP and API tests."""
 
 from __future__ import annotations
 
@@ -16,3 +16,20 @@ class CNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c2(torch.relu(self.c1(x)))
+
+
+class MLP(nn.Module):
+    """N = w^2 + 7w + 1 with in_features=4: Linear(4,w), Linear(w,w), Linear(w,1)."""
+
+    def __init__(self, width: int, in_features: int = 4) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def mlp_params(w: int) -> int:
+    return w * w + 7 * w + 1

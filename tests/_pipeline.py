@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flops_fit.fit_result import Result
 from flops_fit.planning import SweepPlan
-from flops_fit.result import Result
 from flops_fit.results import LOG_NAME, load_results
 
 

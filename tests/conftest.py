@@ -13,8 +13,10 @@ from pathlib import Path
 import matplotlib
 import pytest
 import torch
+from _models import MLP
 
 from flops_fit.notebook import ROOT_ENV_VAR
+from flops_fit.planning import SweepPlan, plan_sweep
 
 matplotlib.use("Agg")  # headless: no display in CI
 
@@ -48,6 +50,11 @@ def no_planning(monkeypatch):
         raise AssertionError("planning started before validation finished")
 
     monkeypatch.setattr("flops_fit.api.plan_sweep", boom)
+
+
+@pytest.fixture(scope="module")
+def mlp_plan() -> SweepPlan:
+    return plan_sweep(MLP, "width", {"in_features": 4}, [1e6, 1e7, 1e8])
 
 
 @dataclass(frozen=True)

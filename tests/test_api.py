@@ -9,9 +9,9 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from flops_fit.api import find_optimal
+from flops_fit.fit_result import Result
 from flops_fit.flops import forward_flops
 from flops_fit.planning import SweepPlan
-from flops_fit.result import Result
 from flops_fit.results import load_results
 from flops_fit.training import TrainSettings
 
@@ -101,19 +101,19 @@ def test_a_dataset_without_a_loss_warns_and_returns_the_plan() -> None:
     [
         # A bad model fails before the (also bad) dataset, loss and budgets are looked at.
         (MLP, "depth", [1, 2, 3], "mse", [], ValueError, r"MLP\(\) has no argument 'depth'"),
-        ("MLP", "width", [1, 2, 3], "mse", None, TypeError, r"model_cls must be a class"),
+        ("MLP", "width", [1, 2, 3], "mse", None, TypeError, r"Got model_cls='MLP' \(str\), expected a class"),
         # A good model with a bad dataset: the dataset's error, not the loss's.
         (MLP, "width", [1, 2, 3], "mse", None, TypeError, r"^Expected a torch.utils.data.Dataset"),
         # Good model and dataset, bad loss: the loss's error, not the budgets'.
-        (MLP, "width", mlp_data(), "mse", [], TypeError, r"^loss_fn must be callable"),
+        (MLP, "width", mlp_data(), "mse", [], TypeError, r"^Got loss_fn='mse' \(str\), expected a callable"),
         # All good but no budgets: a ValueError with an example.
         (MLP, "width", mlp_data(), nn.MSELoss(), None, ValueError,
          r"find_optimal needs compute_budgets, .* e.g. find_optimal\(MyModel, 'width', compute_budgets=\[1e15, 1e16\]\)"),
         (MLP, "width", None, None, None, ValueError, r"find_optimal needs compute_budgets"),
         (MLP, "width", None, None, [], ValueError, r"compute_budgets is empty"),
-        (MLP, "width", None, None, [1e6, float("nan")], ValueError, r"must be finite and > 0 FLOPs, got nan"),
-        (MLP, "width", None, None, [1e6, -1], ValueError, r"must be finite and > 0 FLOPs, got -1"),
-        (MLP, "width", None, None, ["many"], ValueError, r"compute_budgets must hold numbers, got 'many'"),
+        (MLP, "width", None, None, [1e6, float("nan")], ValueError, r"Got compute_budgets\[1\]=nan, expected a finite number of FLOPs > 0"),
+        (MLP, "width", None, None, [1e6, -1], ValueError, r"Got compute_budgets\[1\]=-1, expected a finite number of FLOPs > 0"),
+        (MLP, "width", None, None, ["many"], ValueError, r"Got compute_budgets\[0\]='many' \(str\), expected a number of FLOPs"),
         (MLP, "width", mlp_data(), nn.MSELoss(), [1e6], ValueError,
          r"training needs at least 2 compute_budgets, got \['1e\+06'\]"),
     ],

@@ -91,10 +91,10 @@ def test_accepts_size_through_var_kwargs() -> None:
 @pytest.mark.parametrize(
     ("model_cls", "size_param", "kwargs", "error", "match"),
     [
-        (42, "width", {}, TypeError, r"model_cls must be a class .* got 42 \(int\)"),
-        (MLP, 3, {}, TypeError, r"size_param must be the name \(str\) of a constructor argument of MLP, got 3"),
-        (MLP, "width", [("in_features", 4)], TypeError, r"model_kwargs must be a dict .* got list"),
-        (MLP, "width", {"width": 8}, ValueError, r"must not contain the size parameter 'width'"),
+        (42, "width", {}, TypeError, r"Got model_cls=42 \(int\), expected a class"),
+        (MLP, 3, {}, TypeError, r"Got size_param=3, expected the name \(str\) of a constructor argument of MLP"),
+        (MLP, "width", [("in_features", 4)], TypeError, r"Got model_kwargs of type list, expected a dict"),
+        (MLP, "width", {"width": 8}, ValueError, r"expected them without the size parameter 'width'"),
         (MLP, "depth", {}, ValueError, r"MLP\(\) has no argument 'depth' .* its arguments are \['width', 'in_features'\]"),
         (MLP, "width", {"dropout": 0.1}, ValueError, r"MLP\(\) does not accept MLP\(dropout=0.1, width=8\)"),
         (Fussy, "width", {}, ValueError, r"Could not build Fussy\(width=8\): ValueError: width must be a multiple of 3"),
@@ -150,5 +150,5 @@ def test_callable_losses_pass(loss_fn) -> None:
 
 @pytest.mark.parametrize(("loss_fn", "shown"), [("mse", r"'mse' \(str\)"), (None, r"None \(NoneType\)")])
 def test_loss_must_be_callable(loss_fn, shown) -> None:
-    with pytest.raises(TypeError, match=rf"^loss_fn must be callable, got {shown}"):
+    with pytest.raises(TypeError, match=rf"^Got loss_fn={shown}, expected a callable"):
         validate_loss(loss_fn)

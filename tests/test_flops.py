@@ -75,8 +75,8 @@ def test_forward_flops_restores_training_mode() -> None:
 
 @pytest.mark.parametrize(
     ("bad", "match"),
-    [(3.0, r"sample_input must be a batched tensor .*got float"),
-     ((), r"sample_input must be a batched tensor .*got tuple"),
+    [(3.0, r"Got sample_input of type float, expected a batched tensor"),
+     ((), r"Got sample_input of type tuple, expected a batched tensor"),
      (torch.zeros(0, 2), r"sample_input has an empty batch \(shape \(0, 2\)\)")],
 )
 def test_forward_flops_rejects_bad_input(bad: object, match: str) -> None:

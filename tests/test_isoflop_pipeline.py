@@ -12,14 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _reference import CHINCHILLA
 
 from flops_fit.ptycho import study
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.runner import run_sweep
 from flops_fit.scaling import fit_parametric
 
-# Hoffmann et al. (2022), Approach 3 estimates.
-TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+TRUTH = CHINCHILLA  # Hoffmann et al. (2022), Approach 3 estimates
 TINY = GridLinesConfig(N=16, size=48, nlines=40, train_stride=2, test_stride=4)
 
 

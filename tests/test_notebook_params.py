@@ -177,7 +177,7 @@ def test_as_list_numeric_items() -> None:
 
 
 def test_as_list_rejects_unknown_item_type() -> None:
-    with pytest.raises(TypeError, match="item must be str, int or float"):
+    with pytest.raises(TypeError, match="Got item=.*, expected str, int or float"):
         as_list("a", "xs", item=bytes)  # type: ignore[type-var]
 
 

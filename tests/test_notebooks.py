@@ -329,8 +329,9 @@ def test_explore_results_on_every_kind_of_folder(kind: str, expected: list[str],
 def _chinchilla_folder(folder: Path) -> float:
     """A results table on the Chinchilla loss surface (synthetic, labelled so); returns N* at 1e21."""
     import numpy as np
+    from _reference import CHINCHILLA  # Hoffmann et al. (2022), Approach 3
 
-    E, A, B, alpha, beta = 1.69, 406.4, 410.7, 0.34, 0.28  # Hoffmann et al. (2022), Approach 3
+    E, A, B, alpha, beta = (CHINCHILLA[k] for k in ("E", "A", "B", "alpha", "beta"))
     g = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
     rows = []
     for budget in (1e18, 1e19, 1e20, 1e21):

@@ -1,6 +1,6 @@
 """Scaling-law fits against the published Chinchilla surface (Hoffmann et al. 2022).
 
-Reference values: E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28 (their eq. 10);
+Reference values: tests/_reference.py (their eq. 10);
 the frontier exponent a = beta/(alpha+beta) = 0.4516 and, at C = 1e24 FLOPs with
 C = 6ND, N* = 4.130e10, D* = 4.036e12, L* = 1.9112 (closed form, their eq. 4).
 """
@@ -18,10 +18,11 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from _reference import CHINCHILLA, CHINCHILLA_EXPONENTS  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from scipy.optimize import minimize_scalar  # noqa: E402
 
-from flops_fit.result import Result  # noqa: E402
+from flops_fit.fit_result import Result  # noqa: E402
 from flops_fit.scaling import (  # noqa: E402
     chinchilla_loss,
     estimate_flops_per_sample_per_param,
@@ -30,7 +31,7 @@ from flops_fit.scaling import (  # noqa: E402
     optimal_allocation,
 )
 
-TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+TRUTH = CHINCHILLA
 LAW = {k: TRUTH[k] for k in ("A", "B", "alpha", "beta")}
 
 
@@ -105,7 +106,7 @@ def test_truth_inside_bootstrap_intervals_with_noise():
     N, D, L, C = chinchilla_points(np.logspace(17, 21, 5), 16, noise=0.005, seed=3)
     fit = fit_parametric(N, D, L, n_bootstrap=60, seed=1)
     assert fit.n_bootstrap == 60
-    truth = {**TRUTH, "a": 0.28 / 0.62, "b": 0.34 / 0.62}
+    truth = {**TRUTH, **CHINCHILLA_EXPONENTS}
     for name, value in truth.items():
         lo, hi = fit.ci[name]
         assert lo < value < hi, (name, lo, value, hi)

@@ -100,9 +100,9 @@ def test_plan_types_are_importable_from_the_package() -> None:
         (MockModel, {"dataset": "not_a_dataset", "compute_budgets": [1e15]}, TypeError,
          r"Expected a torch.utils.data.Dataset"),
         # Then the loss, after a valid dataset of single tensors.
-        (MockModel, {"loss_fn": 42}, TypeError, r"loss_fn must be callable"),
+        (MockModel, {"loss_fn": 42}, TypeError, r"Got loss_fn=42 \(int\), expected a callable"),
         (MockModel, {"dataset": TinyDataset(), "loss_fn": 42, "compute_budgets": [1e15]}, TypeError,
-         r"loss_fn must be callable"),
+         r"Got loss_fn=42 \(int\), expected a callable"),
     ],
 )
 def test_validation_order_is_model_then_dataset_then_loss_then_planning(model_cls, kwargs, error, match) -> None:
@@ -141,10 +141,10 @@ def test_single_tensor_items_are_self_supervised(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("loss_fn", "match"),
     [
-        (nn.MSELoss, r"^loss_fn must be a loss function or instance, got the class MSELoss; pass an instance, "
+        (nn.MSELoss, r"^Got loss_fn=the class MSELoss, expected a loss function or instance; pass an instance, "
                      r"e.g. MSELoss\(\)$"),
-        (lambda: torch.tensor(0.0), r"^loss_fn must take \(output, target\), got <lambda>\(\)$"),
-        (lambda out: out.sum(), r"^loss_fn must take \(output, target\), got <lambda>\(out\)$"),
+        (lambda: torch.tensor(0.0), r"^Got loss_fn=<lambda>\(\), expected one that takes \(output, target\)$"),
+        (lambda out: out.sum(), r"^Got loss_fn=<lambda>\(out\), expected one that takes \(output, target\)$"),
     ],
 )
 def test_losses_that_cannot_take_output_and_target_fail_before_planning(no_planning, loss_fn, match) -> None:
@@ -163,7 +163,7 @@ def _shape_mismatch(out, target):
 @pytest.mark.parametrize(
     ("loss_fn", "error", "match"),
     [
-        (_sum_all, TypeError, r"^loss_fn must return a scalar tensor \(mean over the batch\), got a tensor of shape \(2,\)$"),
+        (_sum_all, TypeError, r"^Got a loss of a tensor of shape \(2,\) from loss_fn, expected a scalar tensor \(mean over the batch\)$"),
         (_shape_mismatch, ValueError, r"^loss_fn\(output, target\) failed on a batch of the dataset \(output shape "
                                       r"\(2, 4\), target shape \(2, 4\)\): RuntimeError: The size of tensor a"),
     ],

@@ -134,8 +134,8 @@ def test_a_non_finite_loss_raises_diverged_error() -> None:
 
 def test_a_loss_that_is_not_a_scalar_is_an_error() -> None:
     data = linear_data(20)
-    with pytest.raises(TypeError, match=r"loss_fn must return a scalar tensor \(mean over the batch\), "
-                                        r"got a tensor of shape \(8, 1\)"):
+    with pytest.raises(TypeError, match=r"Got a loss of a tensor of shape \(8, 1\) from loss_fn, "
+                                        r"expected a scalar tensor \(mean over the batch\)"):
         train_for_samples(MLP(4), data, nn.MSELoss(reduction="none"), 20, train_indices=list(range(16)),
                           settings=TrainSettings(batch_size=8))
 
@@ -143,11 +143,11 @@ def test_a_loss_that_is_not_a_scalar_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"batch_size": 0}, r"batch_size must be an int >= 1, got 0"),
-        ({"lr": 0.0}, r"lr must be finite and > 0, got 0.0"),
-        ({"warmup_fraction": 1.5}, r"warmup_fraction must be in \[0, 1\], got 1.5"),
-        ({"min_lr_ratio": -0.1}, r"min_lr_ratio must be in \[0, 1\], got -0.1"),
-        ({"holdout_fraction": 1.0}, r"holdout_fraction must be in \(0, 1\), got 1.0"),
+        ({"batch_size": 0}, r"Got batch_size=0, expected an int >= 1"),
+        ({"lr": 0.0}, r"Got lr=0.0, expected a finite number > 0"),
+        ({"warmup_fraction": 1.5}, r"Got warmup_fraction=1.5, expected a number in \[0, 1\]"),
+        ({"min_lr_ratio": -0.1}, r"Got min_lr_ratio=-0.1, expected a number in \[0, 1\]"),
+        ({"holdout_fraction": 1.0}, r"Got holdout_fraction=1.0, expected a number in \(0, 1\)"),
     ],
 )
 def test_bad_settings_are_named(kwargs, match) -> None:

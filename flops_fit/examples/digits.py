@@ -17,7 +17,6 @@ not as Chinchilla's.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from flops_fit.checks import check_int
 from flops_fit.training import TrainSettings
 
 __all__ = ["CPU_BUDGETS", "CPU_SETTINGS", "CPU_SIZES", "SmallCNN", "run"]
@@ -64,8 +64,7 @@ class SmallCNN(nn.Module):
     def __init__(self, width: int = 8, *, in_channels: int = 1, num_classes: int = 10) -> None:
         super().__init__()
         for name, value in (("width", width), ("in_channels", in_channels), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"Got {name}={value!r}, expected an int >= 1")
+            check_int(name, value, minimum=1)
         w = width
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, w, 3, padding=1), nn.ReLU(),

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
-import numbers
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from flops_fit.checks import check_int
 from flops_fit.examples.data import TokenChunks, stdlib_corpus
 from flops_fit.flops import count_params, forward_flops, train_flops
 from flops_fit.training import TrainSettings
@@ -121,8 +121,7 @@ class ByteGPT(nn.Module):
         super().__init__()
         for name, value in (("d_model", d_model), ("n_layer", n_layer), ("n_head", n_head),
                             ("seq_len", seq_len), ("vocab_size", vocab_size)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"Got {name}={value!r}, expected an int >= 1")
+            check_int(name, value, minimum=1)
         if d_model % n_head:
             raise ValueError(f"Got d_model={d_model}, expected a multiple of n_head={n_head}")
         self.seq_len, self.n_layer = seq_len, n_layer

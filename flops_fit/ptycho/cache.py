@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flops_fit.ptycho.config import GridLinesConfig, _key_payload
+from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.simulate import GridLinesData, Split, simulate
 
 __all__ = ["load_or_simulate"]
@@ -27,7 +27,7 @@ _SPLIT_SCALARS = ("intensity_scale", "patch_norm", "stride")
 
 
 def _save(data: GridLinesData, path: Path) -> None:
-    arrays: dict[str, np.ndarray] = {"key_payload": np.array(_key_payload(data.config))}
+    arrays: dict[str, np.ndarray] = {"key_payload": np.array(data.config.key_payload())}
     for name in ("train", "test"):
         split = getattr(data, name)
         for field in _SPLIT_FIELDS + _SPLIT_SCALARS:
@@ -54,7 +54,7 @@ def _check_finite(split: Split, name: str) -> None:
 
 def _load(cfg: GridLinesConfig, path: Path) -> GridLinesData:
     with np.load(path, allow_pickle=False) as npz:
-        if str(npz["key_payload"]) != _key_payload(cfg):
+        if str(npz["key_payload"]) != cfg.key_payload():
             raise ValueError("it was written for another config or format version")
         splits = {}
         for name, stride in (("train", cfg.train_stride), ("test", cfg.test_stride)):
@@ -93,7 +93,7 @@ def load_or_simulate(cfg: GridLinesConfig, cache_dir: str | os.PathLike) -> Grid
     ``UserWarning`` and regenerated.
     """
     if not isinstance(cfg, GridLinesConfig):
-        raise TypeError(f"cfg must be a GridLinesConfig, got {type(cfg).__name__}")
+        raise TypeError(f"Got cfg of type {type(cfg).__name__}, expected a GridLinesConfig")
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     path = cache_dir / f"gridlines_{cfg.cache_key()}.npz"

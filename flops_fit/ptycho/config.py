@@ -19,20 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from flops_fit.checks import check_int, check_number
 from flops_fit.ptycho.probe import PROBES, load_probe
 
 __all__ = ["FORMAT_VERSION", "GridLinesConfig"]
 
 FORMAT_VERSION = 1  # bump when the simulated arrays or the cache layout change
 _DEFAULT_CONVERGENCE = 0.55
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {name}={value}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -108,31 +101,28 @@ class GridLinesConfig:
             "test_seed": 0,
         }
         for name, minimum in ints.items():
-            object.__setattr__(self, name, _check_int(name, getattr(self, name), minimum))
+            object.__setattr__(self, name, check_int(name, getattr(self, name), minimum=minimum, type_error=TypeError))
         if self.N > self.size:
-            raise ValueError(f"N must be <= size, got N={self.N} and size={self.size}")
+            raise ValueError(f"Got N={self.N} and size={self.size}, expected N <= size")
         for name in ("train_stride", "test_stride"):
             if getattr(self, name) > self.N:
                 raise ValueError(
-                    f"{name} must be <= N (stitching keeps the central stride x stride pixels "
-                    f"of each patch), got {name}={getattr(self, name)} and N={self.N}"
+                    f"Got {name}={getattr(self, name)} and N={self.N}, expected {name} <= N (stitching "
+                    "keeps the central stride x stride pixels of each patch)"
                 )
         if self.train_seed == self.test_seed:
             raise ValueError(
-                f"train_seed and test_seed must differ (else the test objects repeat the "
-                f"train ones), got both = {self.train_seed}"
+                f"Got train_seed = test_seed = {self.train_seed}, expected different seeds (else the "
+                "test objects repeat the train ones)"
             )
-        nph = self.nphotons
-        if isinstance(nph, bool) or not isinstance(nph, (int, float, np.integer, np.floating)):
-            raise TypeError(f"nphotons must be a number, got {nph!r} ({type(nph).__name__})")
         # numpy's Poisson sampler stops near 9.2e18 counts per pixel
-        if not (math.isfinite(nph) and 0 < nph <= 1e18):
-            raise ValueError(f"nphotons must be a finite number in (0, 1e18], got nphotons={nph}")
-        object.__setattr__(self, "nphotons", float(nph))
+        nph = check_number("nphotons", self.nphotons, allowed="a finite number in (0, 1e18]",
+                           test=lambda v: math.isfinite(v) and 0 < v <= 1e18, type_error=TypeError)
+        object.__setattr__(self, "nphotons", nph)
         for name in ("set_phi", "poisson"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 value = getattr(self, name)
-                raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+                raise TypeError(f"Got {name}={value!r} ({type(value).__name__}), expected a bool")
             object.__setattr__(self, name, bool(getattr(self, name)))
         probe = self.probe
         if isinstance(probe, os.PathLike):
@@ -142,14 +132,10 @@ class GridLinesConfig:
                 f"Got probe={probe!r}, expected one of {list(PROBES)} or a path to an .npz file"
             )
         object.__setattr__(self, "probe", probe)
-        conv = self.probe_convergence
-        if isinstance(conv, bool) or not isinstance(conv, (int, float, np.integer, np.floating)):
-            raise TypeError(
-                f"Got probe_convergence={conv!r} ({type(conv).__name__}), expected a number in [0, 1]"
-            )
-        if not 0 <= conv <= 1:  # beyond 1 the beam's cone overfills the detector (aliasing)
-            raise ValueError(f"Got probe_convergence={conv}, expected a number in [0, 1]")
-        object.__setattr__(self, "probe_convergence", float(conv))
+        # beyond 1 the beam's cone overfills the detector (aliasing)
+        conv = check_number("probe_convergence", self.probe_convergence, allowed="a number in [0, 1]",
+                            test=lambda v: 0 <= v <= 1, type_error=TypeError)
+        object.__setattr__(self, "probe_convergence", conv)
         if probe != "curved_disk" and self.probe_convergence != _DEFAULT_CONVERGENCE:
             raise ValueError(
                 f"Got probe_convergence={conv} with probe={probe!r}, expected the default "
@@ -230,7 +216,19 @@ class GridLinesConfig:
         Includes :data:`FORMAT_VERSION` and, for a probe file, a digest of its array
         (so the key follows the content, not the path).
         """
-        return hashlib.sha256(_key_payload(self).encode()).hexdigest()[:20]
+        return hashlib.sha256(self.key_payload().encode()).hexdigest()[:20]
+
+    def key_payload(self) -> str:
+        """The JSON text :meth:`cache_key` hashes; a cached file stores it to prove what it holds.
+
+        The config's fields and the cache format version; a probe read from a
+        file enters by the SHA-256 of its array, not its path.
+        """
+        fields = self.to_dict()
+        if self.probe not in PROBES:
+            digest = hashlib.sha256(load_probe(self.probe, self.N).tobytes()).hexdigest()
+            fields["probe"] = f"npz-sha256:{digest}"
+        return json.dumps({"format_version": FORMAT_VERSION, **fields}, sort_keys=True)
 
 
 def _check_keys(values: Mapping[str, Any]) -> None:
@@ -239,10 +237,3 @@ def _check_keys(values: Mapping[str, Any]) -> None:
     if unknown:
         raise ValueError(f"Unknown GridLinesConfig keys {unknown}; allowed keys are {allowed}")
 
-
-def _key_payload(cfg: GridLinesConfig) -> str:
-    fields = cfg.to_dict()
-    if cfg.probe not in PROBES:
-        digest = hashlib.sha256(load_probe(cfg.probe, cfg.N).tobytes()).hexdigest()
-        fields["probe"] = f"npz-sha256:{digest}"
-    return json.dumps({"format_version": FORMAT_VERSION, **fields}, sort_keys=True)

@@ -138,14 +138,13 @@ def load_probe(path: str | os.PathLike, N: int) -> np.ndarray:
             array = npz[names[0]]
         else:
             raise ValueError(
-                f"probe file {str(path)!r} must hold one array or one named 'probe', "
-                f"got arrays {names}"
+                f"Got probe file {str(path)!r} with arrays {names}, expected one array or one named 'probe'"
             )
     if not np.iscomplexobj(array):
-        raise ValueError(f"probe array in {str(path)!r} must be complex, got dtype {array.dtype}")
+        raise ValueError(f"Got a probe array of dtype {array.dtype} in {str(path)!r}, expected a complex one")
     if array.shape != (N, N):
         raise ValueError(
-            f"probe array in {str(path)!r} must have shape (N, N) = {(N, N)}, got {array.shape}"
+            f"Got a probe array of shape {array.shape} in {str(path)!r}, expected (N, N) = {(N, N)}"
         )
     if not np.all(np.isfinite(array)):
         raise ValueError(f"probe array in {str(path)!r} has non-finite values")

@@ -31,6 +31,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter
 from skimage.draw import line
 
+from flops_fit.checks import is_int
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.probe import make_probe
 
@@ -261,7 +262,7 @@ def simulate(cfg: GridLinesConfig) -> GridLinesData:
     test objects used to normalise them.
     """
     if not isinstance(cfg, GridLinesConfig):
-        raise TypeError(f"cfg must be a GridLinesConfig, got {type(cfg).__name__}")
+        raise TypeError(f"Got cfg of type {type(cfg).__name__}, expected a GridLinesConfig")
     probe = _probe(cfg)
     splits = {}
     for name, seed, count, stride in (
@@ -311,13 +312,13 @@ def stitch(
     pred = np.asarray(pred_patches)
     if pred.shape != split.Y.shape:
         raise ValueError(
-            f"pred_patches must have the split's patch shape {split.Y.shape}, got {pred.shape}"
+            f"Got pred_patches of shape {pred.shape}, expected the split's patch shape {split.Y.shape}"
         )
     if not np.iscomplexobj(pred):
-        raise ValueError(f"pred_patches must be complex, got dtype {pred.dtype}")
+        raise ValueError(f"Got pred_patches of dtype {pred.dtype}, expected complex")
     k = split.objects.shape[0]
-    if isinstance(object_index, bool) or not 0 <= object_index < k:
-        raise ValueError(f"object_index must be in [0, {k}), got {object_index!r}")
+    if not is_int(object_index) or not 0 <= object_index < k:
+        raise ValueError(f"Got object_index={object_index!r}, expected an int in [0, {k})")
     N, s = split.N, split.stride
     m = (split.objects.shape[-1] - N) // s + 1  # scan points per side
     lo = (N - s) // 2

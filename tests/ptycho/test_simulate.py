@@ -319,22 +319,22 @@ def test_mismatched_cache_is_reported_and_regenerated(tmp_path):
 @pytest.mark.parametrize(
     ("changes", "error", "match"),
     [
-        ({"N": 64}, ValueError, r"N must be <= size, got N=64 and size=48"),
-        ({"train_stride": 0}, ValueError, r"train_stride must be >= 1, got train_stride=0"),
-        ({"test_stride": -2}, ValueError, r"test_stride must be >= 1, got test_stride=-2"),
-        ({"train_stride": 17}, ValueError, r"train_stride must be <= N .* got train_stride=17"),
-        ({"nphotons": 0}, ValueError, r"nphotons must be a finite number in \(0, 1e18\], got"),
-        ({"nphotons": -1e9}, ValueError, r"nphotons must be a finite number .* got nphotons=-1"),
-        ({"nphotons": float("nan")}, ValueError, r"got nphotons=nan"),
-        ({"nphotons": "1e9"}, TypeError, r"nphotons must be a number, got '1e9' \(str\)"),
-        ({"N": 16.0}, TypeError, r"N must be an integer, got 16.0 \(float\)"),
-        ({"nlines": True}, TypeError, r"nlines must be an integer, got True \(bool\)"),
-        ({"nlines": 0}, ValueError, r"nlines must be >= 1, got nlines=0"),
-        ({"n_train_objects": 0}, ValueError, r"n_train_objects must be >= 1"),
-        ({"train_seed": -1}, ValueError, r"train_seed must be >= 0"),
-        ({"test_seed": 1}, ValueError, r"train_seed and test_seed must differ .* got both = 1"),
-        ({"set_phi": 1}, TypeError, r"set_phi must be a bool, got 1 \(int\)"),
-        ({"poisson": "yes"}, TypeError, r"poisson must be a bool, got 'yes' \(str\)"),
+        ({"N": 64}, ValueError, r"Got N=64 and size=48, expected N <= size"),
+        ({"train_stride": 0}, ValueError, r"Got train_stride=0, expected an int >= 1"),
+        ({"test_stride": -2}, ValueError, r"Got test_stride=-2, expected an int >= 1"),
+        ({"train_stride": 17}, ValueError, r"Got train_stride=17 and N=16, expected train_stride <= N"),
+        ({"nphotons": 0}, ValueError, r"Got nphotons=0, expected a finite number in \(0, 1e18\]"),
+        ({"nphotons": -1e9}, ValueError, r"Got nphotons=-1000000000.0, expected a finite number"),
+        ({"nphotons": float("nan")}, ValueError, r"Got nphotons=nan"),
+        ({"nphotons": "1e9"}, TypeError, r"Got nphotons='1e9', expected a finite number"),
+        ({"N": 16.0}, TypeError, r"Got N=16.0, expected an int >= 8"),
+        ({"nlines": True}, TypeError, r"Got nlines=True, expected an int >= 1"),
+        ({"nlines": 0}, ValueError, r"Got nlines=0, expected an int >= 1"),
+        ({"n_train_objects": 0}, ValueError, r"Got n_train_objects=0, expected an int >= 1"),
+        ({"train_seed": -1}, ValueError, r"Got train_seed=-1, expected an int >= 0"),
+        ({"test_seed": 1}, ValueError, r"Got train_seed = test_seed = 1, expected different seeds"),
+        ({"set_phi": 1}, TypeError, r"Got set_phi=1 \(int\), expected a bool"),
+        ({"poisson": "yes"}, TypeError, r"Got poisson='yes' \(str\), expected a bool"),
         (
             {"probe": 3},
             TypeError,
@@ -343,7 +343,7 @@ def test_mismatched_cache_is_reported_and_regenerated(tmp_path):
         (
             {"probe_convergence": "wide"},
             TypeError,
-            r"Got probe_convergence='wide' \(str\), expected a number in \[0, 1\]",
+            r"Got probe_convergence='wide', expected a number in \[0, 1\]",
         ),
         ({"probe_convergence": 1.5}, ValueError, r"Got probe_convergence=1.5, expected a number"),
         ({"probe_convergence": float("nan")}, ValueError, r"Got probe_convergence=nan"),
@@ -366,14 +366,14 @@ def test_config_validation(changes, error, match):
 @pytest.mark.parametrize(
     ("arrays", "match"),
     [
-        ({"probe": np.ones((16, 16))}, r"probe array in '.*' must be complex, got dtype float64"),
+        ({"probe": np.ones((16, 16))}, r"Got a probe array of dtype float64 in '.*', expected a complex one"),
         (
             {"probe": np.ones((8, 16), np.complex64)},
-            r"must have shape \(N, N\) = \(16, 16\), got \(8, 16\)",
+            r"Got a probe array of shape \(8, 16\) in .*, expected \(N, N\) = \(16, 16\)",
         ),
         (
             {"a": np.ones((16, 16), np.complex64), "b": np.ones((16, 16), np.complex64)},
-            r"must hold one array or one named 'probe', got arrays \['a', 'b'\]",
+            r"with arrays \['a', 'b'\], expected one array or one named 'probe'",
         ),
         ({"probe": np.full((16, 16), np.nan, np.complex64)}, r"has non-finite values"),
         ({"probe": np.zeros((16, 16), np.complex64)}, r"probe is zero everywhere within r < N/4"),
@@ -390,20 +390,20 @@ def test_stitch_validation(tiny):
     split = tiny.test
     with pytest.raises(
         ValueError,
-        match=r"pred_patches must have the split's patch shape "
-        r"\(25, 16, 16\), got \(24, 16, 16\)",
+        match=r"Got pred_patches of shape \(24, 16, 16\), expected the split's patch shape "
+        r"\(25, 16, 16\)",
     ):
         stitch(split.Y[:24], split)
-    with pytest.raises(ValueError, match=r"pred_patches must be complex, got dtype float32"):
+    with pytest.raises(ValueError, match=r"Got pred_patches of dtype float32, expected complex"):
         stitch(split.Y.real, split)
-    with pytest.raises(ValueError, match=r"object_index must be in \[0, 1\), got 1"):
+    with pytest.raises(ValueError, match=r"Got object_index=1, expected an int in \[0, 1\)"):
         stitch(split.Y, split, object_index=1)
 
 
 def test_cfg_type_validation(tmp_path):
-    with pytest.raises(TypeError, match=r"cfg must be a GridLinesConfig, got dict"):
+    with pytest.raises(TypeError, match=r"Got cfg of type dict, expected a GridLinesConfig"):
         load_or_simulate(TINY.to_dict(), tmp_path)
-    with pytest.raises(TypeError, match=r"cfg must be a GridLinesConfig, got dict"):
+    with pytest.raises(TypeError, match=r"Got cfg of type dict, expected a GridLinesConfig"):
         simulate(TINY.to_dict())
 
 

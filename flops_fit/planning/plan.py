@@ -1,169 +1,21 @@
-"""Turn intent into a list of experiments, before anything trains.
-
-Two kinds of plan, one type (:class:`SweepPlan`):
-
-* :func:`plan_sweep` — an IsoFLOP sweep (Chinchilla "Approach 2"): for each
-  compute budget C, several model sizes N, each trained on the
-  D = C / (FLOPs per sample) samples the budget affords. Its machinery (size
-  probing, the choice of sizes, the cost model) is :mod:`flops_fit.isoflop`;
-  it is re-exported here with :func:`validate_budgets` and the constants.
-* :func:`grid` — the Cartesian product of hyperparameter values.
-"""
+"""A planned sweep: :class:`SweepPlan`, every experiment visible (and costed) before anything trains."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 import torch
 
-from flops_fit.contracts import build_model
-from flops_fit.isoflop import CHINCHILLA_TOKENS_PER_PARAM, SIX_N, plan_sweep, validate_budgets
-from flops_fit.results import experiment_id
+from flops_fit.planning.common import REPEAT_EPOCHS, SIX_N, fmt, jsonable
+from flops_fit.planning.experiment import Experiment
+from flops_fit.user_model import build_at_size
 
-__all__ = [
-    "CHINCHILLA_TOKENS_PER_PARAM",
-    "REPEAT_EPOCHS",
-    "SIX_N",
-    "Experiment",
-    "SweepPlan",
-    "grid",
-    "plan_sweep",
-    "validate_budgets",
-]
-
-_SCALARS = (str, int, float, bool, type(None))
-# Muennighoff et al. (2023), "Scaling Data-Constrained Language Models": up to about 4
-# epochs repeated data is almost as good as fresh data; beyond, its value decays fast.
-REPEAT_EPOCHS = 4.0
-
-
-def _scalar(value: Any) -> Any:
-    """A JSON scalar for a config value: numpy scalars unwrapped, others as JSON text or repr."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, _SCALARS):
-        return value
-    try:
-        return json.dumps(value, sort_keys=True)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` if JSON can hold it, else its repr (for model kwargs such as classes)."""
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """One planned run.
-
-    Attributes
-    ----------
-    experiment_id : str
-        12-hex hash of :meth:`config` (computed when left empty, checked when given).
-    compute_budget : float or None
-        Training budget C in FLOPs (None in grid plans).
-    size_value : Any
-        Value of the size argument (e.g. ``width=32``).
-    model_params : int or None
-        Parameters N of the model built at ``size_value``.
-    train_samples : int or None
-        Training samples D: ``round(C / flops_per_sample)``.
-    samples_per_param : float or None
-        D / N (computed when left empty).
-    flops_per_sample : float or None
-        Training FLOPs per sample (forward + backward).
-    size_param : str or None
-        Name of the size argument.
-    model : str or None
-        Name of the model class.
-    hparams : dict
-        Other config entries, all JSON scalars: the model kwargs, grid axes, seed.
-    """
-
-    experiment_id: str = ""
-    compute_budget: float | None = None
-    size_value: Any = None
-    model_params: int | None = None
-    train_samples: int | None = None
-    samples_per_param: float | None = None
-    flops_per_sample: float | None = None
-    size_param: str | None = None
-    model: str | None = None
-    hparams: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hparams", dict(self.hparams))  # a private copy: the id hashes it
-        for key, value in self.hparams.items():
-            if not isinstance(value, _SCALARS):
-                raise TypeError(
-                    f"hparams[{key!r}] must be a str, int, float, bool or None, got {type(value).__name__}"
-                )
-        taken = {k for k in self._fields() if k in self.hparams}
-        if "experiment_id" in self.hparams or taken:
-            raise ValueError(
-                f"hparams may not use the names {sorted(taken | ({'experiment_id'} & set(self.hparams)))}, "
-                "which the experiment sets itself"
-            )
-        if self.samples_per_param is None and self.train_samples and self.model_params:
-            object.__setattr__(self, "samples_per_param", self.train_samples / self.model_params)
-        expected = experiment_id(self.config())
-        if not self.experiment_id:
-            object.__setattr__(self, "experiment_id", expected)
-        elif self.experiment_id != expected:
-            raise ValueError(
-                f"experiment_id {self.experiment_id!r} does not match its config (hash {expected!r})"
-            )
-
-    def _fields(self) -> dict[str, Any]:
-        """The config entries this experiment sets itself (not None)."""
-        own = {
-            "model": self.model,
-            "size_param": self.size_param,
-            "compute_budget": self.compute_budget,
-            "model_params": self.model_params,
-            "train_samples": self.train_samples,
-            "flops_per_sample": self.flops_per_sample,
-        }
-        if self.size_param is not None:
-            own[self.size_param] = _scalar(self.size_value)
-        return {k: v for k, v in own.items() if v is not None}
-
-    @property
-    def train_flops(self) -> float | None:
-        """Planned training FLOPs D × flops_per_sample (the budget up to rounding)."""
-        if self.train_samples is None or self.flops_per_sample is None:
-            return None
-        return self.train_samples * self.flops_per_sample
-
-    def config(self) -> dict[str, Any]:
-        """Flat JSON-able dict the runner hashes and passes to the training function.
-
-        Holds the model name, ``size_param`` and the size under its own name
-        (``"width": 32``), the model kwargs / grid values, and the budget, N,
-        D and FLOPs per sample when planned. Not the id (it is the hash of this).
-        """
-        own = self._fields()
-        head = {k: own.pop(k) for k in ("model", "size_param") if k in own}
-        if self.size_param is not None:
-            head[self.size_param] = own.pop(self.size_param)
-        return {**head, **self.hparams, **own}
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.3g}"
+__all__ = ["SweepPlan"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -308,12 +160,12 @@ class SweepPlan:
             table = self.to_frame().drop(columns="experiment_id")
         else:
             kwargs = f" (model_kwargs={self.model_kwargs})" if self.model_kwargs else ""
-            budgets = ", ".join(_fmt(b) for b in self.budgets or ())
+            budgets = ", ".join(fmt(b) for b in self.budgets or ())
             total = self.total_flops
             lines = [
                 f"SweepPlan: IsoFLOP sweep of {self.model} over {self.size_param}{kwargs}",
                 f"  budgets (FLOPs): {budgets}",
-                f"  {n} experiments, {_fmt(total) if total else 0} training FLOPs in total",
+                f"  {n} experiments, {fmt(total) if total else 0} training FLOPs in total",
             ]
             names = {"compute_budget": "budget", self.size_param: self.size_param, "model_params": "params",
                      "train_samples": "samples", "samples_per_param": "samples/param",
@@ -322,7 +174,7 @@ class SweepPlan:
             frame = self.to_frame()
             table = frame[[c for c in names if c in frame.columns]].rename(columns=names)
         if n:
-            lines.append(table.to_string(index=False, max_rows=20, float_format=_fmt))
+            lines.append(table.to_string(index=False, max_rows=20, float_format=fmt))
         if self.kind == "isoflop":
             lines += [f"  note: {note}" for note in self._notes()]
         return "\n".join(lines)
@@ -344,7 +196,7 @@ class SweepPlan:
         import html
 
         head = repr(self).splitlines()[: 1 if self.kind == "grid" else 3]
-        table = self.to_frame().to_html(index=False, max_rows=60, float_format=_fmt)
+        table = self.to_frame().to_html(index=False, max_rows=60, float_format=fmt)
         return f"<pre>{html.escape(chr(10).join(head))}</pre>{table}"
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -357,7 +209,7 @@ class SweepPlan:
             "kind": self.kind,
             "model": self.model,
             "size_param": self.size_param,
-            "model_kwargs": {k: _jsonable(v) for k, v in self.model_kwargs.items()},
+            "model_kwargs": {k: jsonable(v) for k, v in self.model_kwargs.items()},
             "budgets": list(self.budgets) if self.budgets is not None else None,
             "flops_rule": self.flops_rule,
             "tokens_per_sample": self.tokens_per_sample,
@@ -474,7 +326,7 @@ class SweepPlan:
                 "plan_sweep(..., sample_input=...)"
             )
         model_cls, size_param, kwargs, x = self.model_cls, self.size_param, self.model_kwargs, self.sample_input
-        return lambda config: (build_model(model_cls, size_param, config[size_param], kwargs), x)
+        return lambda config: (build_at_size(model_cls, size_param, config[size_param], kwargs), x)
 
     @staticmethod
     def _samples_for(experiment: Experiment, config: dict[str, Any], samples: Any) -> int:
@@ -488,57 +340,3 @@ class SweepPlan:
                 "or samples=lambda config: <samples>"
             )
         return experiment.train_samples
-
-
-def grid(**axes: Any) -> SweepPlan:
-    """Plan the Cartesian product of hyperparameter values.
-
-    Parameters
-    ----------
-    **axes
-        ``name=[values]`` (a single value counts as one); values are str,
-        int, float, bool or None. The last axis varies fastest.
-
-    Returns
-    -------
-    SweepPlan
-        ``kind="grid"``; each experiment's config is one combination.
-
-    Raises
-    ------
-    ValueError, TypeError
-        No axes, an empty axis, repeated values, an unsupported value type,
-        or the reserved name ``experiment_id``.
-
-    Examples
-    --------
-    >>> grid(width=[16, 32], lr=1e-3).num_experiments
-    2
-    """
-    if not axes:
-        raise ValueError("grid() needs at least one axis, e.g. grid(width=[16, 32], lr=[1e-3, 3e-4])")
-    if "experiment_id" in axes:
-        raise ValueError("grid axis name 'experiment_id' is reserved (it is the hash of each config)")
-    values: dict[str, list[Any]] = {}
-    for name, axis in axes.items():
-        if isinstance(axis, (*_SCALARS, np.generic)):
-            axis = [axis]
-        if not isinstance(axis, (Sequence, np.ndarray)):
-            raise TypeError(f"grid axis {name!r} must be a list of values (or one value), got {type(axis).__name__}")
-        items = [v.item() if isinstance(v, np.generic) else v for v in axis]
-        if not items:
-            raise ValueError(f"grid axis {name!r} is empty; give at least one value")
-        for v in items:
-            if not isinstance(v, _SCALARS):
-                raise TypeError(
-                    f"grid axis {name!r} values must be str, int, float, bool or None, got {type(v).__name__}"
-                )
-        keys = [json.dumps(v) for v in items]
-        repeated = sorted({k for k in keys if keys.count(k) > 1})
-        if repeated:
-            raise ValueError(f"grid axis {name!r} has repeated values: {repeated}")
-        values[name] = items
-    names = list(values)
-    experiments = [Experiment(hparams=dict(zip(names, combo, strict=True)))
-                   for combo in itertools.product(*values.values())]
-    return SweepPlan(experiments=tuple(experiments), kind="grid")
