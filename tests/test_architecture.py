@@ -16,9 +16,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "flops_fit"
 
 # The generic core: plan, run, record, analyse. It knows nothing of any study.
-CORE = ("api", "checks", "columns", "contracts", "device", "executors", "explorer", "explorer_parts", "fingerprint", "fit_result", "flops",
+CORE = ("api", "checks", "columns", "contracts", "device", "errors", "executors", "explorer", "explorer_parts", "fingerprint", "fit_result", "flops",
         "front", "isoflop", "laws", "locking", "metrics", "notebook", "pareto", "pareto_plot", "planning", "records", "result", "results", "runner",
-        "scaling", "training", "user_model")
+        "scaling", "sweep_io", "timing", "training", "user_model")
 STUDIES = ("flops_fit.ptycho", "flops_fit.examples")
 
 

@@ -26,7 +26,7 @@ from flops_fit.ptycho.cache import load_or_simulate
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.models import build_model
 from flops_fit.ptycho.simulate import GridLinesData, stitch
-from flops_fit.runner import time_inference
+from flops_fit.timing import time_inference
 
 __all__ = [
     "DATA_PRESETS",

@@ -17,8 +17,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from flops_fit.device import DeviceSettings, host_to_device
+from flops_fit.errors import DivergedError
 from flops_fit.ptycho.models import to_complex
-from flops_fit.runner import DivergedError
 from flops_fit.training import lr_factor, sample_order
 
 __all__ = [

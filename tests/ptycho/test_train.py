@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from flops_fit.device import DeviceSettings
+from flops_fit.errors import DivergedError
 from flops_fit.ptycho import train as ptrain
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.layers import SpectralConv2d
 from flops_fit.ptycho.models import build_model
 from flops_fit.ptycho.simulate import simulate
-from flops_fit.runner import DivergedError
 
 TINY = GridLinesConfig(N=16, size=40, nlines=30, train_stride=4, test_stride=8, poisson=False)
 
