@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "flops_fit"
 # The generic core: plan, run, record, analyse. It knows nothing of any study.
 CORE = ("api", "checks", "columns", "contracts", "device", "errors", "executors", "explorer", "explorer_parts", "fingerprint", "fit_result", "flops",
         "front", "isoflop", "laws", "locking", "metrics", "notebook", "pareto", "pareto_plot", "planning", "records", "result", "results", "runner",
-        "scaling", "sweep_io", "timing", "training", "user_model")
+        "parametric_fit", "isoflop_fit", "fit_inputs", "scaling", "sweep_io", "timing", "training", "user_model")
 STUDIES = ("flops_fit.ptycho", "flops_fit.examples")
 
 
