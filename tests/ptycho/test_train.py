@@ -81,7 +81,7 @@ def test_nan_loss_raises_diverged(data) -> None:
     [
         ({"loss": "mse"}, r"Got loss='mse', expected one of \['mae', 'physics'\]"),
         ({"schedule": "step"}, r"Got schedule='step', expected one of \['constant', 'cosine'\]"),
-        ({"samples": 0}, r"samples must be >= 1, got 0"),
+        ({"samples": 0}, r"Got samples=0, expected an int >= 1"),
     ],
 )
 def test_fit_rejects_bad_settings(data, kwargs: dict, match: str) -> None:
@@ -92,7 +92,7 @@ def test_fit_rejects_bad_settings(data, kwargs: dict, match: str) -> None:
 
 @pytest.mark.parametrize("x", [np.zeros((2, 1, 4, 4), np.float32), np.full((2, 1, 4, 4), np.inf, np.float32)])
 def test_input_scale_rejects_degenerate_inputs(x: np.ndarray) -> None:
-    with pytest.raises(ValueError, match=r"training inputs must have a finite, positive RMS"):
+    with pytest.raises(ValueError, match=r"Got training inputs of RMS .*, expected a finite number > 0"):
         ptrain.input_scale(x)
 
 
@@ -207,7 +207,7 @@ def test_scaled_lr_is_the_square_root_rule() -> None:
         ((0,), {}, r"Got batch_size=0, expected an int >= 1"),
         ((16.0,), {}, r"Got batch_size=16.0, expected an int >= 1"),
         ((16,), {"base_batch": -1}, r"Got base_batch=-1, expected an int >= 1"),
-        ((16,), {"base_lr": float("nan")}, r"Got base_lr=nan, expected a finite float > 0"),
+        ((16,), {"base_lr": float("nan")}, r"Got base_lr=nan, expected a finite number > 0"),
     ],
 )
 def test_scaled_lr_rejects_bad_input(args: tuple, kwargs: dict, match: str) -> None:
