@@ -63,7 +63,7 @@ def test_architectures_narrow_the_grid() -> None:
     ("kwargs", "match"),
     [
         ({"architectures": ["fnoo"]}, r"Got architecture='fnoo', expected one of \['fno', 'hybrid'\]"),
-        ({"epochs": 0}, r"epochs must be a positive integer, got 0"),
+        ({"epochs": 0}, r"Got epochs=0, expected an int >= 1"),
         ({"axes": {"depth": [2]}}, r"Got axis='depth', expected one of \['architecture'"),
         ({"axes": {"fno_input_transform": ["log"]}}, r"Got fno_input_transform='log', expected one of"),
     ],
@@ -191,7 +191,7 @@ def test_default_probe_trains_past_the_mean_patch_floor(tmp_path: Path) -> None:
     }
     assert config["data"] == spec
     out = experiment.train_and_evaluate(config, tmp_path / "run", cache_dir=tmp_path, progress=False)
-    floor = experiment.mean_patch_baseline(experiment._data(spec, str(tmp_path)))
+    floor = experiment.mean_patch_baseline(experiment.load_data(spec, str(tmp_path)))
     mae_margin = floor["mae_phase"] - out["mae_phase"]
     psnr_margin = out["psnr_phase"] - floor["psnr_phase"]
     print(f"margin over the mean-patch floor: phase MAE {mae_margin:.3f} rad, PSNR {psnr_margin:.2f} dB")
