@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from flops_fit import scaling
+from flops_fit import parametric_fit
 from flops_fit.scaling import chinchilla_loss, fit_isoflop, fit_parametric, optimal_allocation
 
 TRUTH = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -48,7 +48,7 @@ def main() -> None:
     total, fit = timed(lambda: fit_parametric(N, D, L, budget=C, n_bootstrap=1000, seed=0))
     per_refit = (total - single) / 1000
     print(f"threadpoolctl (single-threaded BLAS during fits): "
-          f"{'yes' if scaling.threadpool_limits is not None else 'NO (not installed)'}")
+          f"{'yes' if parametric_fit.threadpool_limits is not None else 'NO (not installed)'}")
     print(f"single fit (16 grid starts), 240 points:   {single:8.3f} s   (reference = 1)")
     print(f"fit + 1000 bootstrap refits:               {total:8.3f} s   "
           f"ratio {total / single:6.1f} x single fit")
@@ -58,14 +58,14 @@ def main() -> None:
     print(f"fit status: {fit.message}")
     print(fit.summary().to_string(float_format=lambda v: f"{v:.4g}"))
 
-    if scaling.threadpool_limits is not None:
+    if parametric_fit.threadpool_limits is not None:
         # The same 100 refits with BLAS threads left alone: what the limit buys on a busy CPU.
         limited, _ = timed(lambda: fit_parametric(N, D, L, n_bootstrap=100, n_starts=1))
-        scaling.threadpool_limits, saved = None, scaling.threadpool_limits
+        parametric_fit.threadpool_limits, saved = None, parametric_fit.threadpool_limits
         try:
             free, _ = timed(lambda: fit_parametric(N, D, L, n_bootstrap=100, n_starts=1))
         finally:
-            scaling.threadpool_limits = saved
+            parametric_fit.threadpool_limits = saved
         print(f"100 refits, BLAS threads free vs limited to 1: {free:.2f} s vs {limited:.2f} s "
               f"(ratio {free / limited:.1f})")
 

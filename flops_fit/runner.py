@@ -10,6 +10,11 @@ The experiment contract: ``fn(config, run_dir, *, device) -> dict`` takes a
 flat dict of JSON-able hyperparameters (``config["seed"]`` always set), the
 run's own folder and a torch device string, and returns a flat dict of
 measurements (numbers, strings, bools or None).
+
+What a config and a measurement may be is checked in
+:mod:`flops_fit.sweep_io`. ``DivergedError`` (now :mod:`flops_fit.errors`)
+and ``time_inference`` (now :mod:`flops_fit.timing`) are re-exported here for
+one release; import them from their new modules.
 """
 
 from __future__ import annotations
@@ -18,14 +23,12 @@ import concurrent.futures as cf
 import contextlib
 import functools
 import gc
-import math
 import platform
 import random
 import re
 import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,16 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from flops_fit.results import BOOKKEEPING_COLUMNS, ResultsStore, experiment_id
+from flops_fit.errors import DivergedError
+from flops_fit.results import ResultsStore
+from flops_fit.sweep_io import (
+    check_measurements,
+    check_seed,
+    configs_by_id,
+    error_text,
+    lost_record,
+)
+from flops_fit.timing import time_inference
 
 __all__ = [
     "DivergedError",
@@ -49,14 +61,6 @@ __all__ = [
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 _DEVICES_ALLOWED = "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'"
-_SCALARS = (str, int, float, bool, type(None))
-_VERSION_NAMES = ("python", "torch", "numpy", "flops_fit")
-_RESERVED = frozenset(BOOKKEEPING_COLUMNS) | {f"version_{n}" for n in _VERSION_NAMES}
-_SEED_MAX = 2**32 - 1  # numpy's legacy seeding accepts [0, 2**32 - 1]
-
-
-class DivergedError(RuntimeError):
-    """Training produced a NaN or infinite loss (the message says where)."""
 
 
 # ---------------------------------------------------------------- devices
@@ -114,12 +118,6 @@ def resolve_device(device: str = "auto") -> str:
 # ---------------------------------------------------------------- seeding, versions
 
 
-def _check_seed(seed: Any, name: str) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed <= _SEED_MAX:
-        raise ValueError(f"Got {name}={seed!r}, expected an int in [0, 2**32 - 1]")
-    return int(seed)
-
-
 def seed_everything(seed: int) -> None:
     """Seed Python's :mod:`random`, numpy's global generator and torch.
 
@@ -135,7 +133,7 @@ def seed_everything(seed: int) -> None:
     seeded: ``torch.manual_seed`` would also queue lazy seeding of every
     accelerator backend, formatting a stack trace each time (~0.4 ms).
     """
-    seed = _check_seed(seed, "seed")
+    seed = check_seed(seed, "seed")
     random.seed(seed)
     np.random.seed(seed)  # noqa: NPY002 - user code may draw from the global generator
     if torch.cuda.is_available() or _mps_available():
@@ -157,125 +155,7 @@ def library_versions() -> dict[str, str]:
     }
 
 
-# ---------------------------------------------------------------- inference timing
-
-
-def time_inference(model: torch.nn.Module, batch: torch.Tensor, *, warmup: int = 3, repeats: int = 10) -> float:
-    """Median inference time per sample, in seconds.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Run in eval mode under :func:`torch.inference_mode`; its train/eval
-        mode is restored afterwards.
-    batch : torch.Tensor
-        Input with a leading batch dimension, on the model's device.
-    warmup : int
-        Untimed calls first (allocator, kernel selection, caches).
-    repeats : int
-        Timed calls; the median is taken (robust to a stray slow call).
-
-    Returns
-    -------
-    float
-        Median over ``repeats`` of the time of one forward pass divided by
-        the batch size, in seconds per sample. On CUDA the pass is timed with
-        CUDA events (device time, synchronised); elsewhere with
-        :func:`time.perf_counter` (MPS is synchronised before reading it).
-    """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"Got model of type {type(model).__name__}, expected a torch.nn.Module")
-    if not isinstance(batch, torch.Tensor) or batch.ndim < 1 or len(batch) < 1:
-        got = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
-        raise ValueError(f"Got batch {got}, expected a tensor with a non-empty leading batch dimension")
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-        raise ValueError(f"Got warmup={warmup!r}, expected an int >= 0")
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
-        raise ValueError(f"Got repeats={repeats!r}, expected an int >= 1")
-    kind = batch.device.type
-    was_training = model.training
-    model.eval()
-    times = []
-    try:
-        with torch.inference_mode():
-            for _ in range(warmup):
-                model(batch)
-            for _ in range(repeats):
-                if kind == "cuda":
-                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    model(batch)
-                    end.record()
-                    torch.cuda.synchronize(batch.device)
-                    times.append(start.elapsed_time(end) / 1e3)  # ms -> s
-                else:
-                    t0 = time.perf_counter()
-                    model(batch)
-                    if kind == "mps":
-                        torch.mps.synchronize()
-                    times.append(time.perf_counter() - t0)
-    finally:
-        model.train(was_training)
-    return float(np.median(times)) / len(batch)
-
-
 # ---------------------------------------------------------------- one experiment (runs in workers)
-
-
-def _error_text(exc: BaseException) -> str:
-    message = str(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars, 0-d arrays and 0-d tensors -> the Python number."""
-    if type(value) in _SCALARS:  # the common case, without torch's slow isinstance hook
-        return value
-    if isinstance(value, np.generic) or (isinstance(value, np.ndarray | torch.Tensor) and value.ndim == 0):
-        return value.item()
-    return value
-
-
-def _check_measurements(out: Any, config: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
-    """The measurements fn returned (config echoes dropped), and why the run failed, or None.
-
-    A measurement may repeat a config entry with the same value (it is the
-    config column already); a different value, or a bookkeeping name, fails
-    the run but keeps the other measurements.
-    """
-    if not isinstance(out, Mapping):
-        raise TypeError(f"fn must return a dict of measurements, got {type(out).__name__}")
-    measurements = {}
-    for key, value in out.items():
-        if not isinstance(key, str):
-            raise TypeError(f"fn returned measurement key {key!r} of type {type(key).__name__}, expected str")
-        value = _plain(value)
-        if not isinstance(value, _SCALARS):
-            raise TypeError(
-                f"fn returned measurement {key!r} of type {type(value).__name__}; "
-                "expected a flat dict of numbers, strings, bools or None"
-            )
-        measurements[key] = value
-    reserved = sorted(k for k in measurements if k in _RESERVED)
-    changed = [f"{k}={v!r} (config: {config[k]!r})" for k, v in measurements.items() if k in config and v != config[k]]
-    kept = {k: v for k, v in measurements.items() if k not in config and k not in _RESERVED}
-    if reserved:
-        return kept, f"ValueError: fn returned {reserved}, which are bookkeeping columns; rename them"
-    if changed:
-        return kept, (
-            f"ValueError: fn returned {', '.join(changed)}; a measurement may repeat a config "
-            "value but not change it: rename it"
-        )
-    diverged = _non_finite_losses(kept)
-    return kept, f"DivergedError: non-finite {', '.join(diverged)}" if diverged else None
-
-
-def _non_finite_losses(measurements: Mapping[str, Any]) -> list[str]:
-    return [
-        k
-        for k, v in measurements.items()
-        if "loss" in k.lower() and isinstance(v, float) and not math.isfinite(v)
-    ]
 
 
 def _execute_one(
@@ -301,10 +181,10 @@ def _execute_one(
         t0 = time.perf_counter()
         out = fn(dict(config), run_dir, device=resolved)
         wall = time.perf_counter() - t0
-        measurements, error = _check_measurements(out, config)
+        measurements, error = check_measurements(out, config)
     except Exception as exc:
         wall = time.perf_counter() - t0
-        error = _error_text(exc)
+        error = error_text(exc)
         with contextlib.suppress(OSError):
             (Path(run_dir) / "traceback.txt").write_text(traceback.format_exc())
     if torch.cuda.is_initialized():
@@ -326,60 +206,7 @@ def _execute_one(
     }
 
 
-_BROKEN_POOL_HINT = (
-    " (a worker process died: killed, out of memory, or crashed; in a script, a process pool "
-    "needs the sweep under `if __name__ == \"__main__\":` since spawned workers import the main module)"
-)
-
-
-def _lost_record(eid: str, config: dict[str, Any], device: str, exc: BaseException) -> dict[str, Any]:
-    """Record of an experiment whose worker failed (killed, unpicklable fn...)."""
-    hint = _BROKEN_POOL_HINT if isinstance(exc, BrokenProcessPool) else ""
-    return {
-        "experiment_id": eid,
-        "config": config,
-        "measurements": {},
-        "status": "failed",
-        "error": _error_text(exc) + hint,
-        "started_at": None,
-        "wall_time_s": None,
-        "device": device,
-        "versions": {},
-    }
-
-
 # ---------------------------------------------------------------- the sweep
-
-
-def _configs(experiments: Any, seed: int) -> dict[str, dict[str, Any]]:
-    """Validated configs by experiment id (seed filled in; duplicates dropped)."""
-    if callable(getattr(experiments, "configs", None)):
-        experiments = experiments.configs()
-    if isinstance(experiments, Mapping):
-        raise TypeError("Got a single dict, expected an iterable of config dicts (wrap one config in a list)")
-    if isinstance(experiments, str | bytes) or not isinstance(experiments, Iterable):
-        raise TypeError(
-            f"Got experiments of type {type(experiments).__name__}, expected an iterable of "
-            "config dicts or a SweepPlan (an object with .configs())"
-        )
-    configs: dict[str, dict[str, Any]] = {}
-    for i, raw in enumerate(experiments):
-        if not isinstance(raw, Mapping):
-            raise TypeError(f"Experiment {i} is a {type(raw).__name__}, expected a dict of hyperparameters")
-        config = {}
-        for key, value in raw.items():
-            value = _plain(value)
-            if not isinstance(key, str) or not isinstance(value, _SCALARS):
-                raise TypeError(
-                    f"Experiment {i} has {key!r}: {value!r} ({type(value).__name__}); expected a flat "
-                    "dict of str keys and number, string, bool or None values"
-                )
-            if key in _RESERVED:
-                raise ValueError(f"Experiment {i} uses the bookkeeping column name {key!r}; rename it")
-            config[key] = value
-        config["seed"] = _check_seed(config.get("seed", seed), f"experiment {i} seed")
-        configs.setdefault(experiment_id(config), config)
-    return configs
 
 
 def check_output_dir(output_dir: str | Path) -> None:
@@ -473,11 +300,11 @@ def run_sweep(
             f"Got executor of type {type(executor).__name__}, expected a concurrent.futures.Executor "
             "(see flops_fit.executors for Dask and submitit)"
         )
-    seed = _check_seed(seed, "seed")
+    seed = check_seed(seed, "seed")
     _check_device_string(device)
     if executor is None:
         device = resolve_device(device)  # fail before any work; workers may see other devices
-    configs = _configs(experiments, seed)
+    configs = configs_by_id(experiments, seed)
     store = ResultsStore(output_dir)
     skip = (store.finished_ids | (frozenset() if retry_failed else store.failed_ids)) if resume else frozenset()
     todo = [(eid, config) for eid, config in configs.items() if eid not in skip]
@@ -527,7 +354,7 @@ def _run_with_executor(
             try:
                 rec = future.result()
             except Exception as exc:  # the worker, not fn, failed: it died, or fn did not pickle
-                rec = _lost_record(*futures[future], device, exc)
+                rec = lost_record(*futures[future], device, exc)
             recorded.add(future)
             record(rec)
     except KeyboardInterrupt:

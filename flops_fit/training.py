@@ -27,7 +27,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, default_collate
 
 from flops_fit.checks import check_int, is_int, is_number
 from flops_fit.contracts import scalar_loss as _scalar_loss
-from flops_fit.runner import DivergedError
+from flops_fit.errors import DivergedError
 from flops_fit.user_model import build_at_size, to_device
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flops_fit.runner import DivergedError
+from flops_fit.errors import DivergedError
 
 __all__ = ["count_calls", "flaky", "seeded_draws", "sleepy", "tiny_train", "worker_info"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +27,21 @@ from flops_fit.ptycho.cache import load_or_simulate
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.models import build_model
 from flops_fit.ptycho.simulate import GridLinesData, stitch
-from flops_fit.runner import time_inference
+from flops_fit.timing import time_inference
 
 __all__ = [
     "DATA_PRESETS",
+    "MODEL_ARGS",
+    "StudyData",
+    "build_study_model",
     "data_config",
     "data_spec",
     "evaluate",
+    "load_data",
     "mean_patch_baseline",
     "score",
+    "study_data",
+    "study_keys",
     "train_and_evaluate",
 ]
 
@@ -70,10 +77,51 @@ def data_config(spec: str) -> GridLinesConfig:
     return GridLinesConfig.from_dict(fields)
 
 
+@dataclass(frozen=True)
+class StudyData:
+    """A study's data, resolved once per plan: the config entry, the config, its content key."""
+
+    #: The ``data`` entry of every experiment config (:func:`data_spec`).
+    spec: str
+    #: What the runs simulate or load (:func:`data_config` of ``spec``).
+    config: GridLinesConfig
+
+    @functools.cached_property
+    def key(self) -> str:
+        """The ``data_key`` entry: ``config.cache_key()`` (reads a probe file, so once)."""
+        return self.config.cache_key()
+
+
+def study_data(light: bool, data: GridLinesConfig | None = None, *, isoflop: bool = False) -> StudyData:
+    """The data a study plans with, for :func:`data_spec`'s arguments."""
+    spec = data_spec(light, data, isoflop=isoflop)
+    return StudyData(spec, data_config(spec))
+
+
 @functools.lru_cache(maxsize=2)
-def _data(spec: str, cache_dir: str) -> GridLinesData:
-    # Sequential sweeps call train_and_evaluate dozens of times on the same data.
+def load_data(spec: str, cache_dir: str) -> GridLinesData:
+    """The dataset behind a ``data`` entry, simulated once into ``cache_dir`` and then read.
+
+    Kept in memory for the process: a sequential sweep calls
+    :func:`train_and_evaluate` dozens of times on the same data.
+    """
     return load_or_simulate(data_config(spec), cache_dir)
+
+
+#: Study config key -> argument of :func:`~flops_fit.ptycho.models.build_model`. The
+#: keys are the results' column names and enter the experiment ids; the model names
+#: the same sizes its own way.
+MODEL_ARGS = {"fno_input_transform": "input_transform", "fno_modes": "modes", "fno_width": "width"}
+
+
+def build_study_model(config: dict[str, Any], *, N: int) -> torch.nn.Module:
+    """The generator a study config describes, for ``N x N`` patches (no input scaling)."""
+    return build_model(config["architecture"], **{arg: config[key] for key, arg in MODEL_ARGS.items()}, N=N)
+
+
+def study_keys(model_args: dict[str, Any]) -> dict[str, Any]:
+    """The study config entries for :func:`build_model` arguments: :data:`MODEL_ARGS` backwards."""
+    return {key: model_args[arg] for key, arg in MODEL_ARGS.items()}
 
 
 def score(pred: np.ndarray, data: GridLinesData, *, loss: str = "mae") -> dict[str, float]:
@@ -83,8 +131,14 @@ def score(pred: np.ndarray, data: GridLinesData, *, loss: str = "mae") -> dict[s
     reconstruction against the ground-truth crop, plus ``final_test_loss``
     (the training objective on the test patches).
     """
+    return _scores(pred, stitch(pred, data.test), data, loss)
+
+
+def _scores(pred: np.ndarray, stitched: tuple[np.ndarray, np.ndarray], data: GridLinesData,
+            loss: str) -> dict[str, float]:
+    """:func:`score` of ``pred`` whose ``(reconstruction, truth)`` is ``stitched`` already."""
     test = data.test
-    out = complex_metrics(*stitch(pred, test))
+    out = complex_metrics(*stitched)
     with torch.inference_mode():
         out["final_test_loss"] = float(
             ptrain.LOSSES[loss](
@@ -184,7 +238,7 @@ def train_and_evaluate(
         reconstruction and, on CUDA, ``gpu_name`` and ``gpu_peak_memory_gb``
         (peak allocated by tensors during the run).
     """
-    data = _data(config["data"], str(cache_dir))
+    data = load_data(config["data"], str(cache_dir))
     key = data.config.cache_key()
     if config.get("data_key", key) != key:
         raise ValueError(
@@ -193,16 +247,7 @@ def train_and_evaluate(
         )
     train = data.train
     n_pix = train.X.shape[-1]
-    model = ptrain.InputScale(
-        build_model(
-            config["architecture"],
-            modes=config["fno_modes"],
-            width=config["fno_width"],
-            input_transform=config["fno_input_transform"],
-            N=n_pix,
-        ),
-        ptrain.input_scale(train.X),
-    )
+    model = ptrain.InputScale(build_study_model(config, N=n_pix), ptrain.input_scale(train.X))
     fwd = forward_flops(model, torch.from_numpy(train.X[:1]))
     dev = torch.device(device)
     settings = DeviceSettings.for_device(dev)
@@ -231,9 +276,10 @@ def train_and_evaluate(
     synchronize(dev)  # the last step may still be queued on an accelerator
     train_time = time.perf_counter() - start
     seen = history[-1]["samples_seen"]
-    # Predict once: the metrics and the preview share it.
+    # Predict and stitch once: the metrics and the preview share them.
     pred = ptrain.predict(model, data.test.X, device=device, settings=settings)
-    metrics = score(pred, data, loss=config["loss"])
+    recon, truth = stitch(pred, data.test)
+    metrics = _scores(pred, (recon, truth), data, config["loss"])
     batch = torch.from_numpy(data.test.X[: config["batch_size"]]).to(device)
     with settings.matmuls(dev.type), settings.autocast(dev.type):
         inference_time = time_inference(model, batch)
@@ -257,7 +303,6 @@ def train_and_evaluate(
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "history.json").write_text(json.dumps(history, indent=1))
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=1))
-    recon, truth = stitch(pred, data.test)
     _save_preview(
         run_dir / "reconstruction.png",
         recon,

@@ -24,13 +24,17 @@ from typing import Any
 
 import torch
 
+from flops_fit.checks import check_int, is_int
 from flops_fit.planning import SweepPlan, grid, plan_sweep
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.experiment import (
-    _data,
-    data_config,
-    data_spec,
+    MODEL_ARGS,
+    StudyData,
+    build_study_model,
+    load_data,
     mean_patch_baseline,
+    study_data,
+    study_keys,
     train_and_evaluate,
 )
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
@@ -126,8 +130,8 @@ def study_grid(
         ``data`` column as JSON).
     """
     _check_names(list(axes or {}), list(FULL_AXES), "axis")
-    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if epochs is not None:
+        check_int("epochs", epochs, minimum=1)
     chosen = {
         **(LIGHT_AXES if light else FULL_AXES),
         **{k: list(v) for k, v in (axes or {}).items()},
@@ -137,13 +141,13 @@ def study_grid(
     _check_names(chosen["architecture"], list(ARCHITECTURES), "architecture")
     _check_names(chosen["fno_input_transform"], list(INPUT_TRANSFORMS), "fno_input_transform")
     default_epochs = LIGHT_EPOCHS if light else FULL_EPOCHS
-    spec = data_spec(light, data)
+    chosen_data = study_data(light, data)
     return grid(
         **chosen,
         epochs=[epochs or default_epochs],
-        data=[spec],
+        data=[chosen_data.spec],
         # the content behind a preset name: a changed preset changes the ids (no stale resume)
-        data_key=[data_config(spec).cache_key()],
+        data_key=[chosen_data.key],
         seed=[seed],
         **{k: [v] for k, v in _TRAINING_DEFAULTS.items()},
     )
@@ -176,11 +180,18 @@ def isoflop_plan(
     data : GridLinesConfig, optional
         Custom data instead of the preset (sets the input size ``N``).
     """
+    n = study_data(light, data, isoflop=True).config.N
+    return _plan_widths(compute_budgets, n, widths=widths, modes=modes, input_transform=input_transform,
+                        num_sizes_per_budget=num_sizes_per_budget)
+
+
+def _plan_widths(compute_budgets: Sequence[float], n: int, *, widths: Sequence[int] | None, modes: int,
+                 input_transform: str, num_sizes_per_budget: int) -> SweepPlan:
+    """:func:`isoflop_plan` for ``n x n`` patches (the data resolved by the caller)."""
     _check_names([input_transform], list(INPUT_TRANSFORMS), "input_transform")
-    n = data_config(data_spec(light, data, isoflop=True)).N
     return plan_sweep(
         build_model,
-        "width",
+        MODEL_ARGS["fno_width"],
         {"architecture": "fno", "modes": modes, "input_transform": input_transform, "N": n},
         compute_budgets,
         sizes=list(widths or CPU_WIDTHS),
@@ -189,20 +200,18 @@ def isoflop_plan(
     )
 
 
-def _isoflop_configs(plan: SweepPlan, *, data: str, seed: int) -> list[dict[str, Any]]:
+def _isoflop_configs(plan: SweepPlan, *, data: StudyData, seed: int) -> list[dict[str, Any]]:
     """Study configs (the grid's keys) for each experiment of an IsoFLOP plan."""
     kwargs = plan.model_kwargs
     return [
         {
             "architecture": kwargs["architecture"],
-            "fno_input_transform": kwargs["input_transform"],
-            "fno_modes": kwargs["modes"],
-            "fno_width": int(e.size_value),
+            **study_keys({**kwargs, plan.size_param: int(e.size_value)}),
             "epochs": None,
             "train_samples": int(e.train_samples),
             "compute_budget": float(e.compute_budget),
-            "data": data,
-            "data_key": data_config(data).cache_key(),
+            "data": data.spec,
+            "data_key": data.key,
             "seed": seed,
             **_TRAINING_DEFAULTS,
             "schedule": "cosine",
@@ -212,34 +221,34 @@ def _isoflop_configs(plan: SweepPlan, *, data: str, seed: int) -> list[dict[str,
 
 
 def _seeds(seed: int | Sequence[int]) -> list[int]:
-    seeds = [seed] if isinstance(seed, int) and not isinstance(seed, bool) else seed
+    seeds = [seed] if is_int(seed) else seed
     if (
         isinstance(seeds, (str, bytes))
         or not isinstance(seeds, Sequence)
         or not seeds
-        or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds)
+        or any(not is_int(s) or s < 0 for s in seeds)
         or len(set(seeds)) != len(seeds)
     ):
         raise ValueError(
             f"Got seed={seed!r}, expected an int >= 0 or a non-empty list of distinct ints >= 0"
         )
-    return list(seeds)
+    return [int(s) for s in seeds]
 
 
-def _check_models(configs: Sequence[Mapping[str, Any]]) -> None:
+def _check_models(configs: Sequence[Mapping[str, Any]], *, N: int) -> None:
     """Build each distinct model of the sweep on the meta device (no memory, no data).
 
     A width, mode count or transform the model rejects then fails before the
     data are simulated, with the model's own message, instead of in every run.
+    Every config of a study shares one dataset, hence one patch size ``N``.
     """
     seen = set()
     for c in configs:
-        key = (c["architecture"], c["fno_modes"], c["fno_width"], c["fno_input_transform"], c["data"])
+        key = (c["architecture"], *(c[k] for k in MODEL_ARGS))
         if key not in seen:
             seen.add(key)
             with torch.device("meta"):
-                build_model(c["architecture"], modes=c["fno_modes"], width=c["fno_width"],
-                            input_transform=c["fno_input_transform"], N=data_config(c["data"]).N)
+                build_study_model(c, N=N)
 
 
 def run_study(
@@ -315,32 +324,28 @@ def run_study(
             raise ValueError(
                 f"An IsoFLOP study fixes modes and transform to one value each; got axes={fixed}"
             )
-        plan = isoflop_plan(
+        chosen_data = study_data(light, data, isoflop=True)  # once per study
+        plan = _plan_widths(
             compute_budgets,
-            light=light,
+            chosen_data.config.N,
             widths=widths,
-            data=data,
             modes=fixed.get("fno_modes", [12])[0],
             input_transform=fixed.get("fno_input_transform", ["none"])[0],
+            num_sizes_per_budget=ISOFLOP_SIZES_PER_BUDGET,
         )
-        spec = data_spec(light, data, isoflop=True)
-        configs = [c for s in seeds for c in _isoflop_configs(plan, data=spec, seed=s)]
+        configs = [c for s in seeds for c in _isoflop_configs(plan, data=chosen_data, seed=s)]
     else:
-        configs = [
-            c
-            for s in seeds
-            for c in study_grid(
-                light, architectures=architectures, epochs=epochs, seed=s, axes=axes, data=data
-            ).configs()
-        ]
+        plan = study_grid(light, architectures=architectures, epochs=epochs, seed=seeds[0], axes=axes, data=data)
+        chosen_data = study_data(light, data)
+        configs = [{**c, "seed": s} for s in seeds for c in plan.configs()]
     if batch_size is not None:
         configs = [{**c, "batch_size": batch_size, "lr": scaled_lr(batch_size)} for c in configs]
-    _check_models(configs)
+    _check_models(configs, N=chosen_data.config.N)
     check_output_dir(output_dir)  # a busy folder fails now, not after minutes of simulation
     cache = str(cache_dir or output_dir / "data_cache")
     # The data once, here, before any run: a config the simulation rejects fails now, not
     # in every run; and workers read the cache instead of each simulating it.
-    baseline = mean_patch_baseline(_data(configs[0]["data"], cache))
+    baseline = mean_patch_baseline(load_data(chosen_data.spec, cache))
     fn = functools.partial(train_and_evaluate, cache_dir=cache, progress=progress)
     df = run_sweep(
         configs,

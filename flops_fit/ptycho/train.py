@@ -16,10 +16,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from flops_fit.checks import check_int, check_positive_float
 from flops_fit.device import DeviceSettings, host_to_device
+from flops_fit.errors import DivergedError
 from flops_fit.ptycho.models import to_complex
-from flops_fit.runner import DivergedError
-from flops_fit.training import lr_factor, sample_order
+from flops_fit.training import TrainSettings, lr_factor, sample_order
 
 __all__ = [
     "LOSSES",
@@ -35,8 +36,9 @@ __all__ = [
 
 LossName = Literal["mae", "physics"]
 Schedule = Literal["constant", "cosine"]
-#: Cosine schedule settings (Chinchilla: the cosine cycle matches the training length).
-WARMUP_FRACTION, MIN_LR_RATIO = 0.05, 0.1
+#: Cosine schedule settings (Chinchilla: the cosine cycle matches the training length):
+#: the generic trainer's defaults, so both trainers anneal alike.
+WARMUP_FRACTION, MIN_LR_RATIO = TrainSettings.warmup_fraction, TrainSettings.min_lr_ratio
 
 
 def mae_loss(
@@ -74,7 +76,7 @@ def input_scale(x: np.ndarray) -> float:
     """
     rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64))))
     if not np.isfinite(rms) or rms <= 0:
-        raise ValueError(f"training inputs must have a finite, positive RMS, got {rms}")
+        raise ValueError(f"Got training inputs of RMS {rms}, expected a finite number > 0")
     return 1.0 / rms
 
 
@@ -114,11 +116,8 @@ def scaled_lr(batch_size: int, *, base_batch: int = 16, base_lr: float = 1e-3) -
     >>> scaled_lr(16), scaled_lr(256)
     (0.001, 0.004)
     """
-    for name, value in [("batch_size", batch_size), ("base_batch", base_batch)]:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"Got {name}={value!r}, expected an int >= 1")
-    if not (isinstance(base_lr, int | float) and math.isfinite(base_lr) and base_lr > 0):
-        raise ValueError(f"Got base_lr={base_lr!r}, expected a finite float > 0")
+    batch_size, base_batch = check_int("batch_size", batch_size, minimum=1), check_int("base_batch", base_batch, minimum=1)
+    base_lr = check_positive_float("base_lr", base_lr)
     return base_lr * math.sqrt(batch_size / base_batch)
 
 
@@ -222,8 +221,7 @@ def fit(
     """
     if loss not in LOSSES:
         raise ValueError(f"Got loss={loss!r}, expected one of {sorted(LOSSES)}")
-    if samples < 1:
-        raise ValueError(f"samples must be >= 1, got {samples}")
+    check_int("samples", samples, minimum=1)
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"Got schedule={schedule!r}, expected one of ['constant', 'cosine']")
     dev = torch.device(device)

@@ -63,7 +63,7 @@ def test_architectures_narrow_the_grid() -> None:
     ("kwargs", "match"),
     [
         ({"architectures": ["fnoo"]}, r"Got architecture='fnoo', expected one of \['fno', 'hybrid'\]"),
-        ({"epochs": 0}, r"epochs must be a positive integer, got 0"),
+        ({"epochs": 0}, r"Got epochs=0, expected an int >= 1"),
         ({"axes": {"depth": [2]}}, r"Got axis='depth', expected one of \['architecture'"),
         ({"axes": {"fno_input_transform": ["log"]}}, r"Got fno_input_transform='log', expected one of"),
     ],
@@ -191,7 +191,7 @@ def test_default_probe_trains_past_the_mean_patch_floor(tmp_path: Path) -> None:
     }
     assert config["data"] == spec
     out = experiment.train_and_evaluate(config, tmp_path / "run", cache_dir=tmp_path, progress=False)
-    floor = experiment.mean_patch_baseline(experiment._data(spec, str(tmp_path)))
+    floor = experiment.mean_patch_baseline(experiment.load_data(spec, str(tmp_path)))
     mae_margin = floor["mae_phase"] - out["mae_phase"]
     psnr_margin = out["psnr_phase"] - floor["psnr_phase"]
     print(f"margin over the mean-patch floor: phase MAE {mae_margin:.3f} rad, PSNR {psnr_margin:.2f} dB")
@@ -222,3 +222,38 @@ def test_run_study_batch_size_scales_the_learning_rate(tmp_path: Path, monkeypat
     assert [(c["batch_size"], c["lr"]) for c in ran] == [(64, pytest.approx(2e-3))] * 2
     with pytest.raises(ValueError, match=r"Got batch_size=0, expected an int >= 1"):
         study.run_study(tmp_path, light=True, data=TINY, batch_size=0, progress=False)
+
+
+def test_study_keys_and_model_arguments_are_one_mapping() -> None:
+    config = {"architecture": "fno", "fno_input_transform": "sqrt", "fno_modes": 4, "fno_width": 6}
+    args = {arg: config[key] for key, arg in experiment.MODEL_ARGS.items()}
+    assert args == {"input_transform": "sqrt", "modes": 4, "width": 6}
+    assert experiment.study_keys({**args, "architecture": "fno", "N": 16}) == {k: config[k] for k in experiment.MODEL_ARGS}
+    built = experiment.build_study_model(config, N=16)
+    by_hand = build_model("fno", modes=4, width=6, input_transform="sqrt", N=16)
+    assert [p.shape for p in built.parameters()] == [p.shape for p in by_hand.parameters()]
+
+
+def test_run_study_reads_the_data_key_once_per_plan(tmp_path: Path, monkeypatch) -> None:
+    # A probe file is hashed for the key: once per study, not once per experiment.
+    calls, ran = [], []
+    real = GridLinesConfig.cache_key
+    monkeypatch.setattr(GridLinesConfig, "cache_key", lambda self: calls.append(1) or real(self))
+    monkeypatch.setattr(study, "run_sweep", lambda configs, fn, out, **kw: ran.extend(configs) or pd.DataFrame())
+    monkeypatch.setattr(study, "load_data", lambda spec, cache: None)
+    monkeypatch.setattr(study, "mean_patch_baseline", lambda data: {"ssim_phase": 0.5})
+    study.run_study(tmp_path, light=True, data=TINY, compute_budgets=[1e9, 3e9], widths=[2, 4, 8], axes={"fno_modes": [4]},
+                    seed=[0, 1], progress=False)
+    assert len(ran) == 12 and {c["data_key"] for c in ran} == {TINY.cache_key()}
+    assert len(calls) == 2  # the plan's, and the one just asked for above
+
+
+def test_train_and_evaluate_stitches_its_prediction_once(tmp_path: Path, monkeypatch) -> None:
+    calls = []
+    real = experiment.stitch
+    monkeypatch.setattr(experiment, "stitch", lambda pred, test: calls.append(1) or real(pred, test))
+    [config] = study.study_grid(light=True, data=TINY, axes={"architecture": ["fno"], "fno_modes": [2], "fno_width": [4]},
+                                epochs=1).configs()
+    out = experiment.train_and_evaluate(config, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
+    assert len(calls) == 1 and np.isfinite(out["ssim_phase"])
+    assert (tmp_path / "run" / "reconstruction.png").is_file()

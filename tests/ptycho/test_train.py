@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from flops_fit.device import DeviceSettings
+from flops_fit.errors import DivergedError
 from flops_fit.ptycho import train as ptrain
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.layers import SpectralConv2d
 from flops_fit.ptycho.models import build_model
 from flops_fit.ptycho.simulate import simulate
-from flops_fit.runner import DivergedError
 
 TINY = GridLinesConfig(N=16, size=40, nlines=30, train_stride=4, test_stride=8, poisson=False)
 
@@ -81,7 +81,7 @@ def test_nan_loss_raises_diverged(data) -> None:
     [
         ({"loss": "mse"}, r"Got loss='mse', expected one of \['mae', 'physics'\]"),
         ({"schedule": "step"}, r"Got schedule='step', expected one of \['constant', 'cosine'\]"),
-        ({"samples": 0}, r"samples must be >= 1, got 0"),
+        ({"samples": 0}, r"Got samples=0, expected an int >= 1"),
     ],
 )
 def test_fit_rejects_bad_settings(data, kwargs: dict, match: str) -> None:
@@ -92,7 +92,7 @@ def test_fit_rejects_bad_settings(data, kwargs: dict, match: str) -> None:
 
 @pytest.mark.parametrize("x", [np.zeros((2, 1, 4, 4), np.float32), np.full((2, 1, 4, 4), np.inf, np.float32)])
 def test_input_scale_rejects_degenerate_inputs(x: np.ndarray) -> None:
-    with pytest.raises(ValueError, match=r"training inputs must have a finite, positive RMS"):
+    with pytest.raises(ValueError, match=r"Got training inputs of RMS .*, expected a finite number > 0"):
         ptrain.input_scale(x)
 
 
@@ -207,7 +207,7 @@ def test_scaled_lr_is_the_square_root_rule() -> None:
         ((0,), {}, r"Got batch_size=0, expected an int >= 1"),
         ((16.0,), {}, r"Got batch_size=16.0, expected an int >= 1"),
         ((16,), {"base_batch": -1}, r"Got base_batch=-1, expected an int >= 1"),
-        ((16,), {"base_lr": float("nan")}, r"Got base_lr=nan, expected a finite float > 0"),
+        ((16,), {"base_lr": float("nan")}, r"Got base_lr=nan, expected a finite number > 0"),
     ],
 )
 def test_scaled_lr_rejects_bad_input(args: tuple, kwargs: dict, match: str) -> None:
