@@ -62,7 +62,7 @@ from flops_fit.ptycho import train as ptrain
 from flops_fit.ptycho.cache import load_or_simulate
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.models import build_model
-from flops_fit.runner import time_inference
+from flops_fit.timing import time_inference
 
 ROOT = Path(__file__).resolve().parents[1]
 

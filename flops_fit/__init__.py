@@ -49,7 +49,7 @@ _EXPORTS = {
     "fit_parametric": "scaling",
     "isoflop_bias": "scaling_check",
     "compare_approaches": "scaling_check",
-    "Result": "result",
+    "Result": "fit_result",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

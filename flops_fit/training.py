@@ -217,7 +217,7 @@ def train_for_samples(
 
     Raises
     ------
-    flops_fit.runner.DivergedError
+    flops_fit.errors.DivergedError
         If a training loss is NaN or infinite.
     """
     check_int("num_samples", num_samples, minimum=1)
