@@ -85,13 +85,13 @@ def as_bool(value: Any, name: str) -> bool:
             return True
         if text in _FALSE:
             return False
-    raise ValueError(f"{name}: got {value!r}, expected one of {_BOOL_CHOICES}")
+    raise ValueError(f"Got {name}={value!r}, expected one of {_BOOL_CHOICES}")
 
 
 def _number(value: Any, name: str, kind: str) -> float | int:
     """Parse a real number from a number or a numeric string; reject bools and NaN/inf."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{name}: got {value!r}, expected {kind}")
+        raise ValueError(f"Got {name}={value!r}, expected {kind}")
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -100,11 +100,11 @@ def _number(value: Any, name: str, kind: str) -> float | int:
             try:
                 number = float(text)
             except ValueError:
-                raise ValueError(f"{name}: got {value!r}, expected {kind}") from None
+                raise ValueError(f"Got {name}={value!r}, expected {kind}") from None
     else:
         number = value
     if isinstance(number, float) and not math.isfinite(number):
-        raise ValueError(f"{name}: got {value!r}, expected {kind} (finite)")
+        raise ValueError(f"Got {name}={value!r}, expected {kind} (finite)")
     return number
 
 
@@ -140,10 +140,10 @@ def as_int(value: Any, name: str, *, min: int | None = None) -> int:
     number = _number(value, name, kind)
     if isinstance(number, float):
         if not number.is_integer():
-            raise ValueError(f"{name}: got {value!r}, expected {kind}")
+            raise ValueError(f"Got {name}={value!r}, expected {kind}")
         number = int(number)
     if min is not None and number < min:
-        raise ValueError(f"{name}: got {value!r}, expected {kind}")
+        raise ValueError(f"Got {name}={value!r}, expected {kind}")
     return number
 
 
@@ -192,7 +192,7 @@ def as_float(value: Any, name: str, *, positive: bool = False) -> float:
     kind = "a positive number" if positive else "a number"
     number = float(_number(value, name, kind))
     if positive and not number > 0:
-        raise ValueError(f"{name}: got {value!r}, expected {kind}")
+        raise ValueError(f"Got {name}={value!r}, expected {kind}")
     return number
 
 
@@ -215,10 +215,10 @@ def _split(value: str, name: str) -> list[Any]:
             parsed = ast.literal_eval(text)
         except (ValueError, SyntaxError):
             raise ValueError(
-                f"{name}: got {value!r}, expected a list like ['a', 'b'] or a comma-separated string a,b"
+                f"Got {name}={value!r}, expected a list like ['a', 'b'] or a comma-separated string a,b"
             ) from None
         if not isinstance(parsed, (list, tuple)):
-            raise ValueError(f"{name}: got {value!r}, expected a list")
+            raise ValueError(f"Got {name}={value!r}, expected a list")
         return list(parsed)
     return [part.strip() for part in text.split(",")]
 
@@ -276,15 +276,15 @@ def as_list(
     elif item is not str and isinstance(value, (int, float)) and not isinstance(value, bool):
         items = [value]
     else:
-        raise ValueError(f"{name}: got {value!r}, expected a list or a comma-separated string")
+        raise ValueError(f"Got {name}={value!r}, expected a list or a comma-separated string")
     if not items or items == [""]:
-        raise ValueError(f"{name}: got {value!r}, expected a non-empty list (or None for the default)")
+        raise ValueError(f"Got {name}={value!r}, expected a non-empty list (or None for the default)")
     out: list[Any] = []
     for i, raw in enumerate(items):
         label = f"{name}[{i}]"
         if item is str:
             if not isinstance(raw, str) or not raw.strip():
-                raise ValueError(f"{label}: got {raw!r}, expected a non-empty string")
+                raise ValueError(f"Got {label}={raw!r}, expected a non-empty string")
             out.append(raw.strip())
         elif item is int:
             out.append(as_int(raw, label))
@@ -294,7 +294,7 @@ def as_list(
         choices = sorted(allowed)
         for entry in out:
             if entry not in choices:
-                raise ValueError(f"{name}: got {entry!r}, expected one of {choices}")
+                raise ValueError(f"Got {name}={entry!r}, expected one of {choices}")
     return out
 
 
@@ -369,7 +369,7 @@ def as_path(value: Any, name: str, *, must_exist: bool = False) -> Path:
         When ``must_exist`` and nothing exists at the path.
     """
     if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
-        raise ValueError(f"{name}: got {value!r}, expected a path")
+        raise ValueError(f"Got {name}={value!r}, expected a path")
     path = Path(str(value).strip()).expanduser()
     root = project_root()
     if not path.is_absolute():

@@ -49,7 +49,7 @@ def test_as_bool_accepts(value: object, expected: bool) -> None:
 
 @pytest.mark.parametrize("value", ["maybe", "", "tru", "2", 2, -1, 0.5, None, [True]])
 def test_as_bool_rejects(value: object) -> None:
-    with pytest.raises(ValueError, match=re.escape(f"light: got {value!r}, {BOOL_MSG}")):
+    with pytest.raises(ValueError, match=re.escape(f"Got light={value!r}, {BOOL_MSG}")):
         as_bool(value, "light")
 
 
@@ -65,16 +65,16 @@ def test_as_int_accepts(value: object, expected: int) -> None:
 @pytest.mark.parametrize(
     ("value", "kwargs", "message"),
     [
-        (-3, {"min": 1}, "epochs: got -3, expected an integer >= 1"),
-        ("-3", {"min": 1}, "epochs: got '-3', expected an integer >= 1"),
-        (0, {"min": 1}, "epochs: got 0, expected an integer >= 1"),
-        (2.5, {}, "epochs: got 2.5, expected an integer"),
-        ("2.5", {"min": 1}, "epochs: got '2.5', expected an integer >= 1"),
-        ("ten", {}, "epochs: got 'ten', expected an integer"),
-        (True, {}, "epochs: got True, expected an integer"),
-        (None, {}, "epochs: got None, expected an integer"),
-        (float("nan"), {}, "epochs: got nan, expected an integer (finite)"),
-        ("inf", {}, "epochs: got 'inf', expected an integer (finite)"),
+        (-3, {"min": 1}, "Got epochs=-3, expected an integer >= 1"),
+        ("-3", {"min": 1}, "Got epochs='-3', expected an integer >= 1"),
+        (0, {"min": 1}, "Got epochs=0, expected an integer >= 1"),
+        (2.5, {}, "Got epochs=2.5, expected an integer"),
+        ("2.5", {"min": 1}, "Got epochs='2.5', expected an integer >= 1"),
+        ("ten", {}, "Got epochs='ten', expected an integer"),
+        (True, {}, "Got epochs=True, expected an integer"),
+        (None, {}, "Got epochs=None, expected an integer"),
+        (float("nan"), {}, "Got epochs=nan, expected an integer (finite)"),
+        ("inf", {}, "Got epochs='inf', expected an integer (finite)"),
     ],
 )
 def test_as_int_rejects(value: object, kwargs: dict, message: str) -> None:
@@ -88,7 +88,7 @@ def test_as_optional_int(value: object, expected: int | None) -> None:
 
 
 def test_as_optional_int_still_checks_min() -> None:
-    with pytest.raises(ValueError, match=re.escape("epochs: got -1, expected an integer >= 1")):
+    with pytest.raises(ValueError, match=re.escape("Got epochs=-1, expected an integer >= 1")):
         as_optional_int(-1, "epochs", min=1)
 
 
@@ -100,11 +100,11 @@ def test_as_float_accepts(value: object, expected: float) -> None:
 @pytest.mark.parametrize(
     ("value", "positive", "message"),
     [
-        ("abc", False, "x: got 'abc', expected a number"),
-        (False, False, "x: got False, expected a number"),
-        ("nan", False, "x: got 'nan', expected a number (finite)"),
-        (0, True, "x: got 0, expected a positive number"),
-        ("-1e3", True, "x: got '-1e3', expected a positive number"),
+        ("abc", False, "Got x='abc', expected a number"),
+        (False, False, "Got x=False, expected a number"),
+        ("nan", False, "Got x='nan', expected a number (finite)"),
+        (0, True, "Got x=0, expected a positive number"),
+        ("-1e3", True, "Got x='-1e3', expected a positive number"),
     ],
 )
 def test_as_float_rejects(value: object, positive: bool, message: str) -> None:
@@ -118,7 +118,7 @@ def test_as_optional_float(value: object, expected: float | None) -> None:
 
 
 def test_as_optional_float_still_checks_sign() -> None:
-    with pytest.raises(ValueError, match=re.escape("budget: got '-1', expected a positive number")):
+    with pytest.raises(ValueError, match=re.escape("Got budget='-1', expected a positive number")):
         as_optional_float("-1", "budget", positive=True)
 
 
@@ -148,15 +148,15 @@ def test_as_list_of_names(value: object, expected: list[str] | None) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("fnoo", "architectures: got 'fnoo', expected one of ['fno', 'hybrid']"),
-        ("fno,cnn", "architectures: got 'cnn', expected one of ['fno', 'hybrid']"),
-        (["FNO"], "architectures: got 'FNO', expected one of ['fno', 'hybrid']"),
-        ([], "architectures: got [], expected a non-empty list (or None for the default)"),
-        ("fno,,hybrid", "architectures[1]: got '', expected a non-empty string"),
-        ("[fno]", "architectures: got '[fno]', expected a list like ['a', 'b'] or a comma-separated string a,b"),
-        ("[1, 2]", "architectures[0]: got 1, expected a non-empty string"),
-        (3, "architectures: got 3, expected a list or a comma-separated string"),
-        ("{'fno': 1}", "architectures: got \"{'fno': 1}\", expected one of ['fno', 'hybrid']"),
+        ("fnoo", "Got architectures='fnoo', expected one of ['fno', 'hybrid']"),
+        ("fno,cnn", "Got architectures='cnn', expected one of ['fno', 'hybrid']"),
+        (["FNO"], "Got architectures='FNO', expected one of ['fno', 'hybrid']"),
+        ([], "Got architectures=[], expected a non-empty list (or None for the default)"),
+        ("fno,,hybrid", "Got architectures[1]='', expected a non-empty string"),
+        ("[fno]", "Got architectures='[fno]', expected a list like ['a', 'b'] or a comma-separated string a,b"),
+        ("[1, 2]", "Got architectures[0]=1, expected a non-empty string"),
+        (3, "Got architectures=3, expected a list or a comma-separated string"),
+        ("{'fno': 1}", "Got architectures=\"{'fno': 1}\", expected one of ['fno', 'hybrid']"),
     ],
 )
 def test_as_list_rejects(value: object, message: str) -> None:
@@ -165,14 +165,14 @@ def test_as_list_rejects(value: object, message: str) -> None:
 
 
 def test_as_list_literal_that_is_not_a_list() -> None:
-    with pytest.raises(ValueError, match=re.escape("xs: got '(1)', expected a list")):
+    with pytest.raises(ValueError, match=re.escape("Got xs='(1)', expected a list")):
         as_list("(1)", "xs", item=int)
 
 
 def test_as_list_numeric_items() -> None:
     assert as_list("1, 2,3", "modes", item=int) == [1, 2, 3]
     assert as_list([12.0, "16"], "modes", item=int) == [12, 16]
-    with pytest.raises(ValueError, match=re.escape("modes[1]: got 'x', expected an integer")):
+    with pytest.raises(ValueError, match=re.escape("Got modes[1]='x', expected an integer")):
         as_list("1,x", "modes", item=int)
 
 
@@ -201,12 +201,12 @@ def test_as_optional_float_list_accepts(value: object, expected: list[float] | N
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("1e12,-1", "compute_budgets[1]: got -1.0, expected a positive number"),
-        ("0", "compute_budgets[0]: got 0.0, expected a positive number"),
-        ("1e12,big", "compute_budgets[1]: got 'big', expected a number"),
-        ("1e12,nan", "compute_budgets[1]: got 'nan', expected a number (finite)"),
-        ("[]", "compute_budgets: got '[]', expected a non-empty list (or None for the default)"),
-        (True, "compute_budgets: got True, expected a list or a comma-separated string"),
+        ("1e12,-1", "Got compute_budgets[1]=-1.0, expected a positive number"),
+        ("0", "Got compute_budgets[0]=0.0, expected a positive number"),
+        ("1e12,big", "Got compute_budgets[1]='big', expected a number"),
+        ("1e12,nan", "Got compute_budgets[1]='nan', expected a number (finite)"),
+        ("[]", "Got compute_budgets='[]', expected a non-empty list (or None for the default)"),
+        (True, "Got compute_budgets=True, expected a list or a comma-separated string"),
     ],
 )
 def test_as_optional_float_list_rejects(value: object, message: str) -> None:
@@ -258,5 +258,5 @@ def test_as_path_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.mark.parametrize("value", [None, "", "  ", 3])
 def test_as_path_rejects_non_paths(value: object) -> None:
-    with pytest.raises(ValueError, match=re.escape(f"results_dir: got {value!r}, expected a path")):
+    with pytest.raises(ValueError, match=re.escape(f"Got results_dir={value!r}, expected a path")):
         as_path(value, "results_dir")

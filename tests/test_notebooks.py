@@ -161,17 +161,17 @@ def _run_papermill_api(name: str, parameters: dict, out: Path) -> None:
     ("name", "parameters", "message"),
     [
         ("fno_study.ipynb", {"light": "maybe"},
-         "light: got 'maybe', expected one of true/false/yes/no/on/off/1/0"),
+         "Got light='maybe', expected one of true/false/yes/no/on/off/1/0"),
         # light=True everywhere below, so a check that failed to stop the
         # notebook would cost a light run, not the full grid.
-        ("fno_study.ipynb", {"light": True, "epochs": -2}, "epochs: got -2, expected an integer >= 1"),
-        ("fno_study.ipynb", {"light": True, "epochs": "ten"}, "epochs: got 'ten', expected an integer >= 1"),
+        ("fno_study.ipynb", {"light": True, "epochs": -2}, "Got epochs=-2, expected an integer >= 1"),
+        ("fno_study.ipynb", {"light": True, "epochs": "ten"}, "Got epochs='ten', expected an integer >= 1"),
         ("fno_study.ipynb", {"light": True, "architectures": "fno,fnoo"},
-         "architectures: got 'fnoo', expected one of ['fno', 'hybrid']"),
+         "Got architectures='fnoo', expected one of ['fno', 'hybrid']"),
         ("fno_study.ipynb", {"light": True, "compute_budgets": "1e12,-5"},
-         "compute_budgets[1]: got -5.0, expected a positive number"),
+         "Got compute_budgets[1]=-5.0, expected a positive number"),
         ("sweep_preview.ipynb", {"light": "sure"},
-         "light: got 'sure', expected one of true/false/yes/no/on/off/1/0"),
+         "Got light='sure', expected one of true/false/yes/no/on/off/1/0"),
         ("explore_results.ipynb", {"results_dir": "no/such/study"}, "results_dir: '{root}/no/such/study' does not exist"),
     ],
 )
