@@ -377,7 +377,7 @@ def as_path(value: Any, name: str, *, must_exist: bool = False) -> Path:
     path = path.resolve()
     if must_exist and not path.exists():
         raise FileNotFoundError(
-            f"{name}: {str(path)!r} does not exist (got {value!r}; relative paths are "
-            f"resolved against {str(root)!r})"
+            f"Got {name}={value!r}, expected an existing path: {str(path)!r} does not exist "
+            f"(relative paths are resolved against {str(root)!r})"
         )
     return path

@@ -249,8 +249,8 @@ def test_as_path_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv(ROOT_ENV_VAR, str(tmp_path))
     missing = tmp_path.resolve() / "nope"
     message = (
-        f"results_dir: {str(missing)!r} does not exist (got 'nope'; relative paths are "
-        f"resolved against {str(tmp_path.resolve())!r})"
+        f"Got results_dir='nope', expected an existing path: {str(missing)!r} does not exist "
+        f"(relative paths are resolved against {str(tmp_path.resolve())!r})"
     )
     with pytest.raises(FileNotFoundError, match=re.escape(message)):
         as_path("nope", "results_dir", must_exist=True)

@@ -172,7 +172,7 @@ def _run_papermill_api(name: str, parameters: dict, out: Path) -> None:
          "Got compute_budgets[1]=-5.0, expected a positive number"),
         ("sweep_preview.ipynb", {"light": "sure"},
          "Got light='sure', expected one of true/false/yes/no/on/off/1/0"),
-        ("explore_results.ipynb", {"results_dir": "no/such/study"}, "results_dir: '{root}/no/such/study' does not exist"),
+        ("explore_results.ipynb", {"results_dir": "no/such/study"}, "Got results_dir='no/such/study', expected an existing path: '{root}/no/such/study' does not exist"),
     ],
 )
 def test_bad_parameters_stop_the_notebook(
