@@ -28,8 +28,8 @@ import torch
 from flops_fit.ptycho import experiment, study
 from flops_fit.ptycho.cache import load_or_simulate
 from flops_fit.ptycho.config import GridLinesConfig
+from flops_fit.ptycho.fitting import InputScale, input_scale
 from flops_fit.ptycho.models import build_model
-from flops_fit.ptycho.train import InputScale, input_scale
 
 GOAL_S = 90.0
 MARGINS = {"ssim_phase": 0.04, "psnr_phase": 3.0}  # required gain over the floor

@@ -21,7 +21,7 @@ from flops_fit import executors
 from flops_fit.device import DeviceSettings, fp32_matmuls
 from flops_fit.executors import make_executor
 from flops_fit.ptycho import experiment, study
-from flops_fit.ptycho import train as ptrain
+from flops_fit.ptycho import fitting as ptrain
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.layers import SpectralConv2d
 from flops_fit.ptycho.models import build_model

@@ -22,7 +22,7 @@ import torch
 from flops_fit.device import DeviceSettings, synchronize
 from flops_fit.flops import count_params, forward_flops, train_flops
 from flops_fit.metrics import complex_metrics
-from flops_fit.ptycho import train as ptrain
+from flops_fit.ptycho import fitting as ptrain
 from flops_fit.ptycho.cache import load_or_simulate
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.models import build_model

@@ -37,8 +37,8 @@ from flops_fit.ptycho.experiment import (
     study_keys,
     train_and_evaluate,
 )
+from flops_fit.ptycho.fitting import scaled_lr
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
-from flops_fit.ptycho.train import scaled_lr
 from flops_fit.runner import check_output_dir, run_sweep
 
 __all__ = [
@@ -300,7 +300,7 @@ def run_study(
         Simulated-data cache (default ``<output_dir>/data_cache``).
     batch_size : int, optional
         Training batch of every experiment, with the learning rate of
-        :func:`~flops_fit.ptycho.train.scaled_lr` (square-root rule from the
+        :func:`~flops_fit.ptycho.fitting.scaled_lr` (square-root rule from the
         reference's 16 / 1e-3). Default: the reference's. A GPU needs a
         larger batch to be busy (``benchmarks/gpu_check.py`` measures it).
 

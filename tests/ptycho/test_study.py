@@ -15,9 +15,9 @@ from flops_fit.metrics import complex_metrics
 from flops_fit.ptycho import experiment, study
 from flops_fit.ptycho.cache import load_or_simulate
 from flops_fit.ptycho.config import GridLinesConfig
+from flops_fit.ptycho.fitting import InputScale, input_scale
 from flops_fit.ptycho.models import build_model
 from flops_fit.ptycho.simulate import stitch
-from flops_fit.ptycho.train import InputScale, input_scale
 
 # 16-pixel patches on a 48-pixel object: 289 train and 81 test patches.
 TINY = GridLinesConfig(N=16, size=48, nlines=40, train_stride=2, test_stride=4)

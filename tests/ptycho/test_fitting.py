@@ -8,7 +8,7 @@ import torch
 
 from flops_fit.device import DeviceSettings
 from flops_fit.errors import DivergedError
-from flops_fit.ptycho import train as ptrain
+from flops_fit.ptycho import fitting as ptrain
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.layers import SpectralConv2d
 from flops_fit.ptycho.models import build_model
