@@ -126,7 +126,7 @@ def model_params(model: Any) -> int:
     Raises
     ------
     ValueError
-        If the count is not a positive integer.
+        If the count is not an int >= 1.
     """
     name = type(model).__name__
     if callable(getattr(model, "num_params", None)):
@@ -136,5 +136,5 @@ def model_params(model: Any) -> int:
         n = count_params(model)
         where = f"{name} (trainable parameters counted by flops_fit.flops.count_params)"
     if not is_int(n) or n <= 0:
-        raise ValueError(f"{where} gave {n!r}, expected a positive int")
+        raise ValueError(f"{where} gave {n!r}, expected an int >= 1")
     return int(n)

@@ -99,8 +99,8 @@ def test_accepts_size_through_var_kwargs() -> None:
         (MLP, "width", {"dropout": 0.1}, ValueError, r"MLP\(\) does not accept MLP\(dropout=0.1, width=8\)"),
         (Fussy, "width", {}, ValueError, r"Could not build Fussy\(width=8\): ValueError: width must be a multiple of 3"),
         (not_a_module, "width", {}, TypeError, r"not_a_module\(width=8\) returned list, expected a torch.nn.Module"),
-        (BadCount, "width", {}, ValueError, r"BadCount.num_params\(\) gave 0, expected a positive int"),
-        (NoParams, "width", {}, ValueError, r"NoParams \(trainable parameters .*\) gave 0, expected a positive int"),
+        (BadCount, "width", {}, ValueError, r"BadCount.num_params\(\) gave 0, expected an int >= 1"),
+        (NoParams, "width", {}, ValueError, r"NoParams \(trainable parameters .*\) gave 0, expected an int >= 1"),
     ],
 )
 def test_model_errors_say_what_came(model_cls, size_param, kwargs, error, match) -> None:

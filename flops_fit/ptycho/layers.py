@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from flops_fit.checks import check_int
+
 __all__ = [
     "ChannelsLastConv2d",
     "FourierBlock",
@@ -234,8 +236,7 @@ class SpectralConv2d(nn.Module):
         super().__init__()
         for name, value in [("in_channels", in_channels), ("out_channels", out_channels),
                             ("modes1", modes1), ("modes2", modes2)]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Got {name}={value!r}, expected a positive int")
+            check_int(name, value, minimum=1)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.modes1, self.modes2 = modes1, modes2
         bound = 1.0 / math.sqrt(in_channels)

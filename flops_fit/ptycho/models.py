@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from flops_fit.checks import check_int
 from flops_fit.ptycho.layers import (
     ChannelsLastConv2d,
     FourierBlock,
@@ -174,8 +175,7 @@ _OPTIONS = {"fno": ["n_blocks"], "hybrid": ["n_levels"]}
 
 def _check_positive(**values: Any) -> None:
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"Got {name}={value!r}, expected a positive int")
+        check_int(name, value, minimum=1)
 
 
 def build_model(
