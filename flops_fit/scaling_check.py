@@ -34,6 +34,7 @@ from flops_fit.fit_bias import (
     slope,
     sweep_runs,
 )
+from flops_fit.fit_inputs import check_options
 from flops_fit.fit_result import Result
 from flops_fit.laws import estimate_flops_per_sample_per_param
 from flops_fit.scaling import fit_isoflop, fit_parametric
@@ -232,10 +233,7 @@ def compare_approaches(
     if isinstance(truth, str) and truth not in ("parametric", "chinchilla"):
         raise ValueError(f"Got truth={truth!r}, expected one of ['parametric', 'chinchilla'] "
                          "or a mapping of E, A, B, alpha, beta")
-    if int(n_bootstrap) != n_bootstrap or n_bootstrap < 0:
-        raise ValueError(f"Got n_bootstrap={n_bootstrap!r}, expected an integer >= 0")
-    if not 0.0 < ci_level < 1.0:
-        raise ValueError(f"Got ci_level={ci_level!r}, expected a number in (0, 1)")
+    check_options(n_bootstrap, ci_level, flops_per_sample_per_param)
     C, N, D, L = sweep_runs(df, budget=budget, size=size, data=data, loss=loss,
                        k=flops_per_sample_per_param)
     if isinstance(df, Mapping):

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from flops_fit.checks import check_int, is_int
+from flops_fit.checks import check_choice, check_int, is_int
 from flops_fit.planning import SweepPlan, grid, plan_sweep
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.experiment import (
@@ -94,8 +94,7 @@ _TRAINING_DEFAULTS = {"batch_size": 16, "lr": 1e-3, "loss": "mae", "schedule": "
 
 def _check_names(values: Sequence[str] | None, allowed: Sequence[str], what: str) -> None:
     for v in values or []:
-        if v not in allowed:
-            raise ValueError(f"Got {what}={v!r}, expected one of {sorted(allowed)}")
+        check_choice(what, v, sorted(allowed))
 
 
 def study_grid(
