@@ -20,33 +20,23 @@ one release; import them from their new modules.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
-import functools
-import gc
-import platform
-import random
-import re
-import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from flops_fit.errors import DivergedError
-from flops_fit.results import ResultsStore
-from flops_fit.sweep_io import (
-    check_measurements,
-    check_seed,
-    configs_by_id,
-    error_text,
-    lost_record,
+from flops_fit.execution import (
+    check_device_string,
+    execute_group,
+    library_versions,
+    resolve_device,
+    seed_everything,
 )
+from flops_fit.results import ResultsStore
+from flops_fit.sweep_io import check_seed, configs_by_id, group_todo, lost_record
 from flops_fit.timing import time_inference
 
 __all__ = [
@@ -58,153 +48,6 @@ __all__ = [
     "seed_everything",
     "time_inference",
 ]
-
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-_DEVICES_ALLOWED = "'auto', 'cpu', 'cuda', 'cuda:<index>' or 'mps'"
-
-
-# ---------------------------------------------------------------- devices
-
-
-@functools.cache
-def _mps_available() -> bool:
-    return bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
-
-
-def _check_device_string(device: Any) -> str:
-    if not isinstance(device, str):
-        raise TypeError(f"Got device of type {type(device).__name__}, expected a str: {_DEVICES_ALLOWED}")
-    if not _DEVICE_RE.match(device):
-        raise ValueError(f"Got device={device!r}, expected {_DEVICES_ALLOWED}")
-    return device
-
-
-def resolve_device(device: str = "auto") -> str:
-    """The torch device string to run on.
-
-    Parameters
-    ----------
-    device : str
-        ``"auto"`` (CUDA, then MPS, then the CPU), ``"cpu"``, ``"cuda"``,
-        ``"cuda:<index>"`` or ``"mps"``.
-
-    Returns
-    -------
-    str
-        ``device`` itself, or for ``"auto"`` one of ``"cuda"``, ``"mps"``,
-        ``"cpu"``. Asking for a device that is not there is an error.
-    """
-    _check_device_string(device)
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        return "mps" if _mps_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(
-                f"Got device={device!r}, but CUDA is not available to torch {torch.__version__}; "
-                "use device='auto' or 'cpu'"
-            )
-        index = int(device.partition(":")[2] or 0)
-        if index >= torch.cuda.device_count():
-            raise RuntimeError(
-                f"Got device={device!r}, but only {torch.cuda.device_count()} CUDA device(s) are visible"
-            )
-    if device == "mps" and not _mps_available():
-        raise RuntimeError("Got device='mps', but MPS is not available; use device='auto' or 'cpu'")
-    return device
-
-
-# ---------------------------------------------------------------- seeding, versions
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's :mod:`random`, numpy's global generator and torch.
-
-    Parameters
-    ----------
-    seed : int
-        In ``[0, 2**32 - 1]``.
-
-    Notes
-    -----
-    With an accelerator present this is :func:`torch.manual_seed`, which also
-    seeds CUDA (all devices) and MPS. Without one, only the CPU generator is
-    seeded: ``torch.manual_seed`` would also queue lazy seeding of every
-    accelerator backend, formatting a stack trace each time (~0.4 ms).
-    """
-    seed = check_seed(seed, "seed")
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 - user code may draw from the global generator
-    if torch.cuda.is_available() or _mps_available():
-        torch.manual_seed(seed)
-    else:
-        torch.default_generator.manual_seed(seed)
-
-
-@functools.cache
-def library_versions() -> dict[str, str]:
-    """Versions of python, torch, numpy and flops_fit in this process."""
-    import flops_fit  # here, not at import time: flops_fit/__init__ may import this module
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "flops_fit": flops_fit.__version__,
-    }
-
-
-# ---------------------------------------------------------------- one experiment (runs in workers)
-
-
-def _execute_one(
-    fn: Callable[..., Mapping[str, Any]], eid: str, config: dict[str, Any], run_dir: Path, device: str
-) -> dict[str, Any]:
-    """Seed, resolve the device, time ``fn`` and turn what happens into a record.
-
-    Module-level so that it pickles: the same code runs in-process and in
-    executor workers. Exceptions become a ``failed`` record; only
-    ``KeyboardInterrupt`` and ``SystemExit`` propagate.
-    """
-    started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-    measurements: dict[str, Any] = {}
-    error = None
-    resolved = device
-    t0 = time.perf_counter()
-    try:
-        resolved = resolve_device(device)
-        seed_everything(config["seed"])
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():  # made by the parent, unless the worker sees another file system
-            run_dir.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        out = fn(dict(config), run_dir, device=resolved)
-        wall = time.perf_counter() - t0
-        measurements, error = check_measurements(out, config)
-    except Exception as exc:
-        wall = time.perf_counter() - t0
-        error = error_text(exc)
-        with contextlib.suppress(OSError):
-            (Path(run_dir) / "traceback.txt").write_text(traceback.format_exc())
-    if torch.cuda.is_initialized():
-        # Hand what the run left cached back to the driver, so the next run (or another
-        # process on this GPU) starts with the whole memory; gc first frees what a failed
-        # run's traceback held.
-        gc.collect()
-        torch.cuda.empty_cache()
-    return {
-        "experiment_id": eid,
-        "config": config,
-        "measurements": measurements,
-        "status": "ok" if error is None else "failed",
-        "error": error,
-        "started_at": started_at,
-        "wall_time_s": wall,
-        "device": resolved,
-        "versions": library_versions(),
-    }
-
 
 # ---------------------------------------------------------------- the sweep
 
@@ -301,7 +144,7 @@ def run_sweep(
             "(see flops_fit.executors for Dask and submitit)"
         )
     seed = check_seed(seed, "seed")
-    _check_device_string(device)
+    check_device_string(device)
     if executor is None:
         device = resolve_device(device)  # fail before any work; workers may see other devices
     configs = configs_by_id(experiments, seed)
@@ -324,11 +167,13 @@ def run_sweep(
         bar.update()
 
     try:
+        groups = group_todo(todo, fn)
         if executor is None:
-            for eid, config in todo:
-                record(_execute_one(fn, eid, config, store.run_dir(eid), device))
+            for group in groups:
+                for rec in execute_group(fn, group, [store.run_dir(eid) for eid, _ in group], device):
+                    record(rec)
         else:
-            _run_with_executor(executor, todo, fn, device, store, record)
+            _run_with_executor(executor, groups, fn, device, store, record)
     finally:
         bar.close()
         store.close()  # every record fsync-ed and in the table before we return or re-raise
@@ -339,29 +184,32 @@ def run_sweep(
 
 def _run_with_executor(
     executor: cf.Executor,
-    todo: list[tuple[str, dict[str, Any]]],
+    groups: list[list[tuple[str, dict[str, Any]]]],
     fn: Callable[..., Mapping[str, Any]],
     device: str,
     store: ResultsStore,
     record: Callable[[dict[str, Any]], None],
 ) -> None:
-    futures: dict[cf.Future[dict[str, Any]], tuple[str, dict[str, Any]]] = {}
-    recorded: set[cf.Future[dict[str, Any]]] = set()
+    futures: dict[cf.Future[list[dict[str, Any]]], list[tuple[str, dict[str, Any]]]] = {}
+    recorded: set[cf.Future[list[dict[str, Any]]]] = set()
     try:
-        for eid, config in todo:
-            futures[executor.submit(_execute_one, fn, eid, config, store.run_dir(eid), device)] = (eid, config)
+        for group in groups:
+            run_dirs = [store.run_dir(eid) for eid, _ in group]
+            futures[executor.submit(execute_group, fn, group, run_dirs, device)] = group
         for future in cf.as_completed(futures):
             try:
-                rec = future.result()
+                recs = future.result()
             except Exception as exc:  # the worker, not fn, failed: it died, or fn did not pickle
-                rec = lost_record(*futures[future], device, exc)
+                recs = [lost_record(eid, config, device, exc) for eid, config in futures[future]]
             recorded.add(future)
-            record(rec)
+            for rec in recs:
+                record(rec)
     except KeyboardInterrupt:
         for future in futures:
             future.cancel()
         # Keep what finished meanwhile; a worker failure here may be the interrupt itself.
         for future in futures:
             if future.done() and not future.cancelled() and future not in recorded and future.exception() is None:
-                record(future.result())
+                for rec in future.result():
+                    record(rec)
         raise

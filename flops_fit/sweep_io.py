@@ -28,6 +28,7 @@ __all__ = [
     "check_seed",
     "configs_by_id",
     "error_text",
+    "group_todo",
     "lost_record",
     "plain",
 ]
@@ -153,3 +154,30 @@ def configs_by_id(experiments: Any, seed: int) -> dict[str, dict[str, Any]]:
         config["seed"] = check_seed(config.get("seed", seed), f"experiment {i} seed")
         configs.setdefault(experiment_id(config), config)
     return configs
+
+
+def group_todo(todo: list[tuple[str, dict[str, Any]]], fn: Any) -> list[list[tuple[str, dict[str, Any]]]]:
+    """The experiments to run, in groups that ``fn.run_group`` trains together (else one each).
+
+    An ``fn`` with ``group_key(config)`` and ``run_group(configs, run_dirs, *,
+    device)`` gets experiments whose key is equal and not None together, at
+    most ``fn.max_group`` (default 4) per group, in the order they come.
+    """
+    key_of, run_group = getattr(fn, "group_key", None), getattr(fn, "run_group", None)
+    if not callable(key_of) or not callable(run_group):
+        return [[item] for item in todo]
+    size = getattr(fn, "max_group", 4)
+    if not is_int(size) or size < 1:
+        raise ValueError(f"Got fn.max_group={size!r}, expected an int >= 1")
+    open_groups: dict[Any, list[tuple[str, dict[str, Any]]]] = {}
+    groups: list[list[tuple[str, dict[str, Any]]]] = []
+    for item in todo:
+        key = key_of(item[1])
+        group = None if key is None else open_groups.get(key)
+        if group is None or len(group) >= size:
+            group = []
+            groups.append(group)
+            if key is not None:
+                open_groups[key] = group
+        group.append(item)
+    return groups

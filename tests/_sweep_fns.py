@@ -18,7 +18,7 @@ import torch
 
 from flops_fit.errors import DivergedError
 
-__all__ = ["count_calls", "flaky", "seeded_draws", "sleepy", "tiny_train", "worker_info"]
+__all__ = ["GroupedDraws", "count_calls", "flaky", "seeded_draws", "sleepy", "tiny_train", "worker_info"]
 
 
 def count_calls(run_dir: Path) -> int:
@@ -104,3 +104,35 @@ def worker_info(delay: float = 0.2) -> tuple[int, str | None, int]:
     """(pid, CUDA_VISIBLE_DEVICES, torch threads) of the process running this."""
     time.sleep(delay)  # keep this worker busy so the others take the next tasks
     return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES"), torch.get_num_threads()
+
+
+class GroupedDraws:
+    """An experiment function that trains seeds together when their ``g`` matches.
+
+    Each run measures a draw from the generator its seed sets (``value``) and
+    the size of the group it ran in (``group``). A member with ``fail`` set
+    fails alone; a group containing ``crash`` fails as a whole.
+    """
+
+    def __init__(self, max_group: Any = 4) -> None:
+        self.max_group = max_group
+
+    def __call__(self, config: dict[str, Any], run_dir: Path, *, device: str) -> dict[str, Any]:
+        return {"value": float(torch.rand(1)), "group": 1}
+
+    def group_key(self, config: dict[str, Any]) -> Any:
+        return config.get("g")
+
+    def run_group(self, configs: list[dict[str, Any]], run_dirs: list[Path], *, device: str) -> list[Any]:
+        from flops_fit.runner import seed_everything
+
+        if any(c.get("crash") for c in configs):
+            raise RuntimeError("the whole group broke")
+        if any(c.get("short") for c in configs):
+            return []
+        out: list[Any] = []
+        for config in configs:
+            seed_everything(config["seed"])
+            out.append(ValueError("this member broke") if config.get("fail") else
+                       {"value": float(torch.rand(1)), "group": len(configs)})
+        return out

@@ -20,7 +20,7 @@ import torch
 from _sweep_fns import count_calls, flaky, seeded_draws, sleepy, tiny_train
 
 import flops_fit
-from flops_fit import errors, runner, timing
+from flops_fit import errors, execution, runner, timing
 from flops_fit.results import LOG_NAME, TABLE_NAME, experiment_id, load_results
 from flops_fit.runner import (
     DivergedError,
@@ -327,9 +327,9 @@ def test_progress_bar_counts_the_runs(tmp_path, capsys):
 
 def test_resolve_device_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(runner, "_mps_available", lambda: False)
+    monkeypatch.setattr(execution, "_mps_available", lambda: False)
     assert resolve_device() == "cpu" and resolve_device("cpu") == "cpu"
-    monkeypatch.setattr(runner, "_mps_available", lambda: True)
+    monkeypatch.setattr(execution, "_mps_available", lambda: True)
     assert resolve_device("auto") == "mps" and resolve_device("mps") == "mps"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -350,7 +350,7 @@ def test_resolve_device_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
 def test_resolve_device_rejects(monkeypatch, device, cuda, error, match):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: int(cuda))
-    monkeypatch.setattr(runner, "_mps_available", lambda: False)
+    monkeypatch.setattr(execution, "_mps_available", lambda: False)
     with pytest.raises(error, match=match):
         resolve_device(device)
 

@@ -8,7 +8,7 @@ object patch, or a physics loss on the far-field amplitude.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -20,6 +20,7 @@ from flops_fit.checks import check_int, check_positive_float
 from flops_fit.device import DeviceSettings, host_to_device
 from flops_fit.errors import DivergedError
 from flops_fit.ptycho.models import to_complex
+from flops_fit.ptycho.stacking import member_slices, stack_inputs, stack_models, unstack_into
 from flops_fit.training import TrainSettings, lr_factor, sample_order
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "InputScale",
     "as_channels",
     "fit",
+    "fit_members",
     "input_scale",
     "mae_loss",
     "physics_loss",
@@ -121,13 +123,12 @@ def scaled_lr(batch_size: int, *, base_batch: int = 16, base_lr: float = 1e-3) -
     return base_lr * math.sqrt(batch_size / base_batch)
 
 
-def _checked(total: torch.Tensor, epoch: int, step: int, every: int) -> float:
-    """The epoch's loss sum as a float (the host sync); raise if it is not finite."""
-    value = total.item()
-    if not math.isfinite(value):
-        where = "" if every == 1 else f" (found at step {step} of the epoch, checked every {every} steps)"
-        raise DivergedError(f"diverged at epoch {epoch + 1}: loss is {value}{where}")
-    return value
+def _diverged(value: float, epoch: int, step: int, every: int) -> DivergedError | None:
+    """The error for a non-finite epoch loss sum, or None."""
+    if math.isfinite(value):
+        return None
+    where = "" if every == 1 else f" (found at step {step} of the epoch, checked every {every} steps)"
+    return DivergedError(f"diverged at epoch {epoch + 1}: loss is {value}{where}")
 
 
 def _forward_fn(model: nn.Module, mode: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -219,51 +220,117 @@ def fit(
     float64). The host reads that sum only at the checks. Under ``"bf16"``
     the forward pass runs under autocast and the loss in fp32.
     """
+    result = fit_members([model], x, y, probe, samples=samples, seeds=[seed], batch_size=batch_size, lr=lr,
+                         loss=loss, schedule=schedule, device=device, progress=progress, settings=settings)[0]
+    if isinstance(result, DivergedError):
+        raise result
+    return result
+
+
+def fit_members(
+    models: Sequence[nn.Module],
+    x: np.ndarray,
+    y: np.ndarray,
+    probe: np.ndarray,
+    *,
+    samples: int,
+    seeds: Sequence[int],
+    batch_size: int = 16,
+    lr: float = 1e-3,
+    loss: LossName = "mae",
+    schedule: Schedule = "constant",
+    device: str = "cpu",
+    progress: bool = True,
+    settings: DeviceSettings | None = None,
+) -> list[list[dict[str, float]] | DivergedError]:
+    """Train ``M`` models of one architecture and size together, each as :func:`fit` would alone.
+
+    Member ``m`` draws its samples in the order of ``seeds[m]`` and sees its
+    own loss only; with ``M > 1`` the members run as one stacked model
+    (:func:`~flops_fit.ptycho.stacking.stack_models`: every layer once for all
+    of them), so each op's fixed cost is paid once per step, not ``M`` times.
+    The trained parameters are copied back into ``models``. A member trains
+    the same model as alone, up to the order of float summation (tested).
+
+    Parameters
+    ----------
+    models : sequence of torch.nn.Module
+        Same architecture and sizes; one model is plain :func:`fit`.
+    seeds : sequence of int
+        One shuffling seed per model.
+    x, y, probe, samples, batch_size, lr, loss, schedule, device, progress, settings
+        As for :func:`fit`, shared by all members.
+
+    Returns
+    -------
+    list
+        Per member, its :func:`fit` history, or the :class:`DivergedError` that
+        stopped it: a diverged member's NaNs stay in its own channels, and the
+        others train on (the whole loop stops once every member has diverged).
+    """
     if loss not in LOSSES:
         raise ValueError(f"Got loss={loss!r}, expected one of {sorted(LOSSES)}")
     check_int("samples", samples, minimum=1)
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"Got schedule={schedule!r}, expected one of ['constant', 'cosine']")
+    models, seeds = list(models), list(seeds)
+    if not models or len(seeds) != len(models):
+        raise ValueError(f"Got {len(models)} models and {len(seeds)} seeds, expected at least one model and one seed each")
+    members = len(models)
     dev = torch.device(device)
     settings = settings or DeviceSettings.for_device(dev)
     loss_fn = LOSSES[loss]
     n = len(x)
     xs, ys, p = host_to_device(x, dev), host_to_device(as_channels(y), dev), host_to_device(probe, dev)
+    model = models[0] if members == 1 else stack_models(models, check_input=xs[:2])
     # fused: one kernel for the whole Adam update on CUDA; elsewhere torch's default.
     opt = torch.optim.Adam(model.parameters(), lr=lr, fused=True if dev.type == "cuda" else None)
-    order = sample_order(list(range(n)), samples, torch.Generator().manual_seed(seed))
-    passes = host_to_device(torch.tensor(order), dev).split(n)  # one shuffled pass per epoch, the last cut short
-    total_steps = sum(math.ceil(len(chunk) / batch_size) for chunk in passes)
+    # Per member: one shuffled pass per epoch, the last cut short; all members share the epoch lengths.
+    passes = [host_to_device(torch.tensor(sample_order(list(range(n)), samples, torch.Generator().manual_seed(s))),
+                             dev).split(n) for s in seeds]
+    total_steps = sum(math.ceil(len(chunk) / batch_size) for chunk in passes[0])
     warmup = max(1, round(WARMUP_FRACTION * total_steps))
     sum_dtype = torch.float32 if dev.type == "mps" else torch.float64  # MPS has no float64
     forward = _forward_fn(model, settings.compile_mode)
     step = 0
     model.train()
-    history: list[dict[str, float]] = []
+    histories: list[list[dict[str, float]]] = [[] for _ in models]
+    failed: list[DivergedError | None] = [None] * members
     seen = 0
     with settings.matmuls(dev.type):
-        for epoch, chunk in enumerate(tqdm(passes, desc="epochs", leave=False, disable=not progress)):
-            total = torch.zeros((), dtype=sum_dtype, device=dev)
-            batches = math.ceil(len(chunk) / batch_size)
+        for epoch, chunks in enumerate(tqdm(list(zip(*passes, strict=True)), desc="epochs", leave=False,
+                                            disable=not progress)):
+            total = torch.zeros(members, dtype=sum_dtype, device=dev)
+            batches = math.ceil(len(chunks[0]) / batch_size)
             for batch in range(batches):
-                idx = chunk[batch * batch_size : (batch + 1) * batch_size]
-                xb = xs.index_select(0, idx)  # a gather on the device: no host sync
+                idx = [chunk[batch * batch_size : (batch + 1) * batch_size] for chunk in chunks]
+                xb = [xs.index_select(0, i) for i in idx]  # gathers on the device: no host sync
                 with settings.autocast(dev.type):
-                    pred = forward(xb)
-                value = loss_fn(pred.float(), ys.index_select(0, idx), xb, p)
+                    pred = forward(xb[0] if members == 1 else stack_inputs(xb))
+                preds = [pred] if members == 1 else member_slices(pred, members)
+                values = [loss_fn(pm.float(), ys.index_select(0, i), xm, p)
+                          for pm, i, xm in zip(preds, idx, xb, strict=True)]
+                value = values[0] if members == 1 else torch.stack(values)
                 total = total + value.detach().to(sum_dtype)
                 if (batch + 1) % settings.check_every == 0 or batch + 1 == batches:
-                    epoch_sum = _checked(total, epoch, batch + 1, settings.check_every)
+                    epoch_sums = total.tolist()  # the host sync
+                    for m, member_sum in enumerate(epoch_sums):
+                        failed[m] = failed[m] or _diverged(member_sum, epoch, batch + 1, settings.check_every)
+                    if all(failed):
+                        return list(failed)
                 opt.zero_grad(set_to_none=True)
-                value.backward()
+                value.sum().backward()  # each member's parameters get its own loss's gradient
                 if schedule == "cosine":
                     for group in opt.param_groups:
                         group["lr"] = lr * lr_factor(step, total_steps, warmup, MIN_LR_RATIO)
                 opt.step()
                 step += 1
-                seen += len(idx)
-            history.append({"epoch": epoch + 1, "samples_seen": seen, "train_loss": epoch_sum / batches})
-    return history
+                seen += len(idx[0])
+            for history, member_sum in zip(histories, epoch_sums, strict=True):
+                history.append({"epoch": epoch + 1, "samples_seen": seen, "train_loss": member_sum / batches})
+    if members > 1:
+        unstack_into(model, models)
+    return [err or history for err, history in zip(failed, histories, strict=True)]
 
 
 def predict(

@@ -75,7 +75,7 @@ def cap_modes(modes: int, n: int) -> tuple[int, int]:
     return min(modes, n // 2), min(modes, n // 2 + 1)
 
 
-def _analyze(x: torch.Tensor, m1: int, m2: int) -> torch.Tensor:
+def _analyze(x: torch.Tensor, m1: int, m2: int, groups: int = 1) -> torch.Tensor:
     """Kept low-frequency coefficients of ``rfft2(x)`` as real numbers.
 
     Parameters
@@ -85,31 +85,35 @@ def _analyze(x: torch.Tensor, m1: int, m2: int) -> torch.Tensor:
     m1, m2 : int
         Frequencies kept per sign along rows (``0..m1-1`` and ``-m1..-1``) and
         along columns (``0..m2-1``).
+    groups : int
+        Channel groups ``G`` (``C`` splits into ``G`` blocks of ``C / G``).
 
     Returns
     -------
     torch.Tensor
-        ``(K, 2, B, C)`` with ``K = 2 m1 m2`` (row-major over kept rows, then
-        columns) and the real / imaginary part along axis 1, contiguous.
+        ``(K G, 2, B, C / G)`` with ``K = 2 m1 m2`` (row-major over kept rows,
+        then columns, then groups) and the real / imaginary part along axis 1,
+        contiguous.
     """
-    n_rows = x.shape[-2]
+    batch, channels, n_rows = x.shape[0], x.shape[1], x.shape[-2]
     spec = torch.fft.rfft2(x)[..., :m2]
     kept = torch.cat([spec[..., :m1, :], spec[..., n_rows - m1 :, :]], dim=-2)  # (B, C, 2 m1, m2)
-    modes = torch.view_as_real(kept).permute(2, 3, 4, 0, 1)  # (2 m1, m2, 2, B, C)
-    return modes.contiguous().view(2 * m1 * m2, 2, x.shape[0], x.shape[1])
+    modes = torch.view_as_real(kept).view(batch, groups, channels // groups, 2 * m1, m2, 2)
+    modes = modes.permute(3, 4, 1, 5, 0, 2)  # (2 m1, m2, G, 2, B, C / G)
+    return modes.contiguous().view(2 * m1 * m2 * groups, 2, batch, channels // groups)
 
 
-def _synthesize(y: torch.Tensor, size: tuple[int, int], m1: int, m2: int) -> torch.Tensor:
+def _synthesize(y: torch.Tensor, size: tuple[int, int], m1: int, m2: int, groups: int = 1) -> torch.Tensor:
     """Real field whose spectrum is zero except the kept coefficients ``y``.
 
     Parameters
     ----------
     y : torch.Tensor
-        ``(K, 2, B, C)`` as returned by :func:`_analyze`.
+        ``(K G, 2, B, C / G)`` as returned by :func:`_analyze`.
     size : tuple of int
         Output grid ``(H, W)``.
-    m1, m2 : int
-        Kept frequencies, as in :func:`_analyze`.
+    m1, m2, groups : int
+        Kept frequencies and channel groups, as in :func:`_analyze`.
 
     Returns
     -------
@@ -119,16 +123,16 @@ def _synthesize(y: torch.Tensor, size: tuple[int, int], m1: int, m2: int) -> tor
         along the columns (which zero-pads the missing high columns itself).
     """
     n_rows, n_cols = size
-    batch, channels = y.shape[2], y.shape[3]
-    yc = y.view(2 * m1, m2, 2, batch, channels).permute(3, 4, 0, 1, 2)  # (B, C, 2 m1, m2, 2)
-    yc = torch.view_as_complex(yc.contiguous())
-    gap = yc.new_zeros(batch, channels, n_rows - 2 * m1, m2)
+    batch, per_group = y.shape[2], y.shape[3]
+    yc = y.view(2 * m1, m2, groups, 2, batch, per_group).permute(4, 2, 5, 0, 1, 3)  # (B, G, C/G, 2 m1, m2, 2)
+    yc = torch.view_as_complex(yc.contiguous().view(batch, groups * per_group, 2 * m1, m2, 2))
+    gap = yc.new_zeros(batch, groups * per_group, n_rows - 2 * m1, m2)
     spec = torch.cat([yc[..., :m1, :], gap, yc[..., m1:, :]], dim=-2)  # (B, C, H, m2)
     return torch.fft.irfft(torch.fft.ifft(spec, dim=-2), n=n_cols, dim=-1)
 
 
 def _column_weights(m2: int, n_cols: int, edge: float, inner: float, like: torch.Tensor) -> torch.Tensor:
-    """Per-column factors of the real-FFT adjoints, shaped to broadcast over (2 m1, m2, 2, B, C).
+    """Per-column factors of the real-FFT adjoints, shaped to broadcast over (2 m1, m2, G 2 B C).
 
     The zero column (and the Nyquist column, when kept) appears once in a real
     signal's spectrum, every other column twice (itself and its mirror).
@@ -137,7 +141,7 @@ def _column_weights(m2: int, n_cols: int, edge: float, inner: float, like: torch
     w[0] = edge
     if n_cols % 2 == 0 and m2 == n_cols // 2 + 1:
         w[-1] = edge
-    return w.view(1, m2, 1, 1, 1)
+    return w.view(1, m2, 1)
 
 
 def _mix(modes: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -162,32 +166,32 @@ class _SpectralConv(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int) -> torch.Tensor:  # type: ignore[override]
-        modes = _analyze(x, m1, m2)  # (K, 2, B, C)
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, m1: int, m2: int, groups: int) -> torch.Tensor:  # type: ignore[override]
+        modes = _analyze(x, m1, m2, groups)  # (K G, 2, B, C / G)
         ctx.save_for_backward(modes, weight)
-        ctx.meta = (tuple(x.shape[-2:]), m1, m2)
-        return _synthesize(_mix(modes, weight), ctx.meta[0], m1, m2)
+        ctx.meta = (tuple(x.shape[-2:]), m1, m2, groups)
+        return _synthesize(_mix(modes, weight), ctx.meta[0], m1, m2, groups)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         modes, weight = ctx.saved_tensors
-        (n_rows, n_cols), m1, m2 = ctx.meta
+        (n_rows, n_cols), m1, m2, groups = ctx.meta
         k, _, batch, cin = modes.shape
         # Adjoint of the synthesis: irfft normalises by 1/(H W) and counts mirrored columns twice.
         scale = _column_weights(m2, n_cols, 1.0, 2.0, grad) / (n_rows * n_cols)
-        g = (_analyze(grad, m1, m2).view(2 * m1, m2, 2, batch, -1) * scale).view(k, 2, batch, -1)
+        g = (_analyze(grad, m1, m2, groups).view(2 * m1, m2, -1) * scale).view(k, 2, batch, -1)
         # h = [[gr, gi], [gi, -gr]] (K, 2B, 2O): one bmm gives both weight-gradient parts
         # (conj(x) g summed over the batch) and one the input gradient (g conj(w)).
         h = torch.cat([g, torch.stack([g[:, 1], -g[:, 0]], dim=1)], dim=-1).view(k, 2 * batch, -1)
         grad_weight = torch.bmm(modes.view(k, 2 * batch, cin).transpose(1, 2), h).view_as(weight)
-        grad_modes = torch.bmm(h, weight.view(k, cin, -1).transpose(1, 2)).view(k, 2, batch, cin)
+        grad_modes = torch.bmm(h, weight.view(k, cin, -1).transpose(1, 2))
         # Adjoint of the analysis: Re(sum_k g_k e^{+i theta}) = H W irfft2 of g with the
         # mirrored columns halved (irfft counts them twice).
         scale = _column_weights(m2, n_cols, 1.0, 0.5, grad) * (n_rows * n_cols)
-        grad_modes = (grad_modes.view(2 * m1, m2, 2, batch, cin) * scale).view(k, 2, batch, cin)
-        grad_x = _synthesize(grad_modes, (n_rows, n_cols), m1, m2)
-        return grad_x, grad_weight, None, None
+        grad_modes = (grad_modes.view(2 * m1, m2, -1) * scale).view(k, 2, batch, cin)
+        grad_x = _synthesize(grad_modes, (n_rows, n_cols), m1, m2, groups)
+        return grad_x, grad_weight, None, None, None
 
 
 class SpectralConv2d(nn.Module):
@@ -207,14 +211,20 @@ class SpectralConv2d(nn.Module):
         input (checked in :meth:`forward`).
     modes2 : int
         Frequencies kept along the last (halved) axis; at most ``W // 2 + 1``.
+    groups : int
+        Independent channel groups, as for :class:`torch.nn.Conv2d`: group
+        ``g`` maps input block ``g`` to output block ``g`` (of ``in / groups``
+        and ``out / groups`` channels) with its own weights. ``groups`` layers
+        side by side, as one (what :mod:`flops_fit.ptycho.stacking` builds).
 
     Attributes
     ----------
     weight : torch.nn.Parameter
-        Real tensor ``(2 modes1 modes2, in, 2, out)``: kept frequency (row-major
-        over rows ``0..modes1-1, -modes1..-1`` then columns), input channel,
-        real / imaginary part, output channel. A complex weight is two real
-        parameters, so ``count_params`` counts ``4 modes1 modes2 in out``.
+        Real tensor ``(2 modes1 modes2 groups, in / groups, 2, out / groups)``:
+        kept frequency (row-major over rows ``0..modes1-1, -modes1..-1``, then
+        columns, then groups), input channel, real / imaginary part, output
+        channel. A complex weight is two real parameters, so ``count_params``
+        counts ``4 modes1 modes2 in out / groups``.
 
     Notes
     -----
@@ -232,20 +242,25 @@ class SpectralConv2d(nn.Module):
     and ``H`` real column FFTs.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, modes1: int, modes2: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, modes1: int, modes2: int, *, groups: int = 1) -> None:
         super().__init__()
         for name, value in [("in_channels", in_channels), ("out_channels", out_channels),
-                            ("modes1", modes1), ("modes2", modes2)]:
+                            ("modes1", modes1), ("modes2", modes2), ("groups", groups)]:
             check_int(name, value, minimum=1)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"Got groups={groups}, expected a divisor of in_channels={in_channels} and "
+                f"out_channels={out_channels}"
+            )
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.modes1, self.modes2 = modes1, modes2
-        bound = 1.0 / math.sqrt(in_channels)
-        self.weight = nn.Parameter(
-            torch.empty(2 * modes1 * modes2, in_channels, 2, out_channels).uniform_(-bound, bound)
-        )
+        self.modes1, self.modes2, self.groups = modes1, modes2, groups
+        cin, cout = in_channels // groups, out_channels // groups
+        bound = 1.0 / math.sqrt(cin)
+        self.weight = nn.Parameter(torch.empty(2 * modes1 * modes2 * groups, cin, 2, cout).uniform_(-bound, bound))
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, modes1={self.modes1}, modes2={self.modes2}"
+        groups = f", groups={self.groups}" if self.groups > 1 else ""
+        return f"{self.in_channels}, {self.out_channels}, modes1={self.modes1}, modes2={self.modes2}{groups}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the layer to ``x`` of shape ``(B, in_channels, H, W)``; returns ``(B, out_channels, H, W)``."""
@@ -262,7 +277,7 @@ class SpectralConv2d(nn.Module):
         # Outside autocast, in the weight's precision (fp32): complex tensors do not autocast,
         # cuFFT has no bf16 transform, and the mode mixing is a few % of the FLOPs.
         with torch.autocast(x.device.type, enabled=False):
-            out = _SpectralConv.apply(x.to(self.weight.dtype), self.weight, self.modes1, self.modes2)
+            out = _SpectralConv.apply(x.to(self.weight.dtype), self.weight, self.modes1, self.modes2, self.groups)
         # Keep a channels-last input's layout, so the block's sum with the convolution needs no copy.
         return out.contiguous(memory_format=_memory_format(x))
 

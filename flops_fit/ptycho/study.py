@@ -15,7 +15,6 @@ leaves ``study_results.csv`` and ``pareto_plot.png`` in the output folder.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
@@ -30,12 +29,12 @@ from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.experiment import (
     MODEL_ARGS,
     StudyData,
+    StudyExperiment,
     build_study_model,
     load_data,
     mean_patch_baseline,
     study_data,
     study_keys,
-    train_and_evaluate,
 )
 from flops_fit.ptycho.fitting import scaled_lr
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
@@ -48,6 +47,7 @@ __all__ = [
     "GPU_BUDGETS",
     "GPU_WIDTHS",
     "ISOFLOP_SIZES_PER_BUDGET",
+    "SEEDS_TOGETHER",
     "LIGHT_EPOCHS",
     "isoflop_plan",
     "run_study",
@@ -87,6 +87,8 @@ GPU_WIDTHS = (8, 12, 16, 24, 32, 48, 64, 96, 128)
 CPU_WIDTHS = [2, 3, 4, 6, 8, 12, 16]
 #: Widths trained per budget: six of CPU_WIDTHS span 2-12 at the CPU budgets.
 ISOFLOP_SIZES_PER_BUDGET = 6
+#: Seeds of one experiment trained together as one stacked model (``run_study(seeds_together=...)``).
+SEEDS_TOGETHER = 3
 
 # The reference's optimiser settings; IsoFLOP runs anneal (see train.fit).
 _TRAINING_DEFAULTS = {"batch_size": 16, "lr": 1e-3, "loss": "mae", "schedule": "constant"}
@@ -267,6 +269,7 @@ def run_study(
     cache_dir: str | Path | None = None,
     progress: bool = True,
     batch_size: int | None = None,
+    seeds_together: int = SEEDS_TOGETHER,
 ) -> Path:
     """Run the FNO study and write its results table and Pareto plot.
 
@@ -302,6 +305,13 @@ def run_study(
         :func:`~flops_fit.ptycho.fitting.scaled_lr` (square-root rule from the
         reference's 16 / 1e-3). Default: the reference's. A GPU needs a
         larger batch to be busy (``benchmarks/gpu_check.py`` measures it).
+    seeds_together : int
+        With several seeds, train up to this many seeds of one ``fno``
+        experiment at once, as one stacked model
+        (:mod:`flops_fit.ptycho.stacking`): each seed is the model it would
+        be alone, up to float rounding, and small widths train faster (1 trains
+        every run alone). Each run still gets its own row; ``train_time_s`` is
+        its share of the group's time and ``trained_together`` the group size.
 
     Returns
     -------
@@ -345,7 +355,7 @@ def run_study(
     # The data once, here, before any run: a config the simulation rejects fails now, not
     # in every run; and workers read the cache instead of each simulating it.
     baseline = mean_patch_baseline(load_data(chosen_data.spec, cache))
-    fn = functools.partial(train_and_evaluate, cache_dir=cache, progress=progress)
+    fn = StudyExperiment(cache, progress=progress, max_group=seeds_together)
     df = run_sweep(
         configs,
         fn,

@@ -127,14 +127,16 @@ def test_checking_less_often_changes_no_result(data, every: int) -> None:
 def test_the_host_reads_the_loss_only_at_the_checks(data, monkeypatch, every: int, reads: int) -> None:
     # 98 samples: 2 epochs of 4 batches. A check every `every` steps and at each epoch's end.
     seen = []
-    item = torch.Tensor.item
 
-    def spy(self):
-        if self.dtype == torch.float64:  # the loss sum (Adam reads its float32 step counters too)
-            seen.append(1)
-        return item(self)
+    def spy(read):
+        def reader(self):
+            if self.dtype == torch.float64:  # the loss sums (Adam reads its float32 step counters too)
+                seen.append(1)
+            return read(self)
+        return reader
 
-    monkeypatch.setattr(torch.Tensor, "item", spy)
+    monkeypatch.setattr(torch.Tensor, "item", spy(torch.Tensor.item))
+    monkeypatch.setattr(torch.Tensor, "tolist", spy(torch.Tensor.tolist))
     _fit(data, settings=DeviceSettings(check_every=every))
     assert len(seen) == reads
 

@@ -257,3 +257,35 @@ def test_train_and_evaluate_stitches_its_prediction_once(tmp_path: Path, monkeyp
     out = experiment.train_and_evaluate(config, tmp_path / "run", cache_dir=tmp_path / "cache", progress=False)
     assert len(calls) == 1 and np.isfinite(out["ssim_phase"])
     assert (tmp_path / "run" / "reconstruction.png").is_file()
+
+
+def test_seeds_trained_together_match_seeds_trained_alone(tmp_path: Path) -> None:
+    args = dict(light=True, data=TINY, compute_budgets=[1e9], widths=[2, 4, 8], axes={"fno_modes": [4]},
+                seed=[0, 1, 2], progress=False, device="cpu")
+    together = pd.read_csv(study.run_study(tmp_path / "together", **args))
+    alone = pd.read_csv(study.run_study(tmp_path / "alone", seeds_together=1, **args))
+    assert (together["status"] == "ok").all() and (alone["status"] == "ok").all()
+    assert (together["trained_together"] == 3).all() and (alone["trained_together"] == 1).all()
+    key = ["fno_width", "seed"]
+    a, b = together.set_index(key).sort_index(), alone.set_index(key).sort_index()
+    assert a["experiment_id"].tolist() == b["experiment_id"].tolist()  # the same experiments
+    assert (a["train_samples"] == b["train_samples"]).all()
+    # The same models up to float rounding: every score within 1e-3 (relative).
+    for column in ["final_train_loss", "final_test_loss", "ssim_phase", "mae_amp"]:
+        np.testing.assert_allclose(a[column], b[column], rtol=1e-3)
+    assert a["final_test_loss"].groupby("fno_width").nunique().eq(3).all()  # three different seeds
+
+
+def test_hybrid_seeds_run_alone() -> None:
+    fn = experiment.StudyExperiment("cache", max_group=3)
+    assert fn.group_key({"architecture": "hybrid", "seed": 0}) is None
+    assert fn.group_key({"architecture": "fno", "seed": 0, "fno_width": 2}) == (("architecture", "fno"), ("fno_width", 2))
+    assert experiment.StudyExperiment("cache").group_key({"architecture": "fno", "seed": 0}) is None
+    with pytest.raises(ValueError, match=r"Got max_group=0, expected an int >= 1"):
+        experiment.StudyExperiment("cache", max_group=0)
+
+
+def test_train_together_refuses_configs_that_differ_beyond_the_seed(tmp_path: Path) -> None:
+    configs = [{"architecture": "fno", "seed": 0, "fno_width": 2}, {"architecture": "fno", "seed": 1, "fno_width": 4}]
+    with pytest.raises(ValueError, match=r"Got configs that differ in more than their seed"):
+        experiment.train_and_evaluate_together(configs, [tmp_path / "a", tmp_path / "b"], cache_dir=tmp_path)
