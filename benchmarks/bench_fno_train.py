@@ -32,6 +32,11 @@ process NCHW width 2 at N = 32 trains at ~700 samples/s, not the ~1,400 this tab
 shows; channels-last is unaffected (~1,500). The study's own runs, end to end, were
 1.9-2.6x faster at widths 2-8 (notebooks/example_isoflop against its previous run).
 
+The ``stacked`` column trains 3 seeds of the width as one stacked model
+(:func:`~flops_fit.ptycho.stacking.stack_models`, what ``run_study`` does with
+several seeds), counted as the 3 models' samples/s together; GFLOP/s and % peak
+are those of the faster of the two.
+
 ``--profile`` adds a torch.profiler breakdown of one thread's training step.
 
 Usage: ``python benchmarks/bench_fno_train.py [--profile] [--no-widths] [--no-mfu]``
@@ -49,8 +54,10 @@ from torch import nn
 from flops_fit.flops import count_params, forward_flops
 from flops_fit.ptycho.layers import nchw_copy
 from flops_fit.ptycho.models import build_model
+from flops_fit.ptycho.stacking import member_slices, stack_inputs, stack_models
 
 BATCH, WIDTH, MODES, N = 16, 32, 12, 64
+SEEDS = 3  # seeds trained together in the stacked column (run_study's SEEDS_TOGETHER)
 SMALL_WIDTHS, CONTEXT_WIDTHS, GRIDS = (2, 3, 4, 6, 8), (16, 32), (32, 64)
 
 
@@ -65,6 +72,26 @@ def train_step(model: nn.Module, n: int = N) -> Callable[[], None]:
     def step() -> None:
         opt.zero_grad(set_to_none=True)
         (model(x) - y).abs().mean().backward()
+        opt.step()
+
+    return step
+
+
+def stacked_step(width: int, n: int, members: int = SEEDS) -> Callable[[], None]:
+    """One Adam step of ``members`` seeds trained together (:mod:`flops_fit.ptycho.stacking`)."""
+    models = []
+    for seed in range(members):
+        torch.manual_seed(seed)
+        models.append(build_model("fno", modes=min(MODES, n // 2), width=width, N=n))
+    wide = stack_models(models, check_input=torch.rand(2, 1, n, n))
+    opt = torch.optim.Adam(wide.parameters(), lr=1e-3)
+    x = stack_inputs([torch.rand(BATCH, 1, n, n) for _ in models])
+    y = [torch.randn(BATCH, 2, n, n) for _ in models]
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        preds = member_slices(wide(x), members)
+        torch.stack([(p - t).abs().mean() for p, t in zip(preds, y, strict=True)]).sum().backward()
         opt.step()
 
     return step
@@ -115,24 +142,28 @@ def peak_flops() -> float:
 
 
 def width_table(threads: int) -> None:
-    """Per-width training throughput: channels-last layers vs the NCHW reference, same process."""
+    """Per-width training throughput: channels-last, and 3 seeds stacked, vs the NCHW reference."""
     torch.set_num_threads(threads)
     peak = peak_flops()
     print(f"\nsmall widths, {threads} thread(s), batch {BATCH}, modes {MODES}: "
-          f"matmul peak {peak / 1e9:.1f} GFLOP/s")
+          f"matmul peak {peak / 1e9:.1f} GFLOP/s; samples/s per model (stacked: {SEEDS} seeds' total)")
     print(f"{'N':>3} {'width':>5} {'params':>8} {'NCHW /s':>8} {'ours /s':>8} {'speed-up':>8} "
-          f"{'GFLOP/s':>8} {'% peak':>7}")
+          f"{'stacked':>8} {'speed-up':>8} {'GFLOP/s':>8} {'% peak':>7}")
     for n in GRIDS:
         for width in SMALL_WIDTHS + CONTEXT_WIDTHS:
             torch.manual_seed(0)
             ours = build_model("fno", modes=min(MODES, n // 2), width=width, N=n)
-            fns = {"nchw": train_step(nchw_copy(ours), n), "ours": train_step(ours, n)}
+            fns = {"nchw": train_step(nchw_copy(ours), n), "ours": train_step(ours, n),
+                   "stacked": stacked_step(width, n)}
             t = best_seconds(fns, rounds=3, min_time=0.4)
             rate = {k: BATCH / v for k, v in t.items()}
-            achieved = 3 * forward_flops(ours, torch.rand(1, 1, n, n)) * rate["ours"]
+            rate["stacked"] *= SEEDS
+            best = max(rate["ours"], rate["stacked"])
+            achieved = 3 * forward_flops(ours, torch.rand(1, 1, n, n)) * best
             mark = "" if width in SMALL_WIDTHS else "  (context)"
             print(f"{n:>3} {width:>5} {count_params(ours):>8,} {rate['nchw']:>8.0f} {rate['ours']:>8.0f} "
-                  f"{rate['ours'] / rate['nchw']:>7.2f}x {achieved / 1e9:>8.1f} {achieved / peak:>6.1%}{mark}")
+                  f"{rate['ours'] / rate['nchw']:>7.2f}x {rate['stacked']:>8.0f} "
+                  f"{rate['stacked'] / rate['nchw']:>7.2f}x {achieved / 1e9:>8.1f} {achieved / peak:>6.1%}{mark}")
 
 
 def main() -> None:

@@ -11,6 +11,15 @@ flat dict of JSON-able hyperparameters (``config["seed"]`` always set), the
 run's own folder and a torch device string, and returns a flat dict of
 measurements (numbers, strings, bools or None).
 
+Experiments trained together: an ``fn`` that also has ``group_key(config)``
+(hashable, or None for "alone") and ``run_group(configs, run_dirs, *, device)``
+(a list with, per config, its measurements or the exception that failed it)
+gets the experiments whose key is equal, at most ``fn.max_group`` at a time,
+in one ``run_group`` call (:func:`flops_fit.sweep_io.group_todo`); each still
+gets its own record and row. The FNO study uses it to train the seeds of one
+experiment as one stacked model. What runs in the worker is in
+:mod:`flops_fit.execution`.
+
 What a config and a measurement may be is checked in
 :mod:`flops_fit.sweep_io`. ``DivergedError`` (now :mod:`flops_fit.errors`)
 and ``time_inference`` (now :mod:`flops_fit.timing`) are re-exported here for

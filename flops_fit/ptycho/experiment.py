@@ -19,9 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flops_fit.checks import check_int
 from flops_fit.device import DeviceSettings, synchronize
-from flops_fit.execution import seed_everything
 from flops_fit.flops import count_params, forward_flops, train_flops
 from flops_fit.metrics import complex_metrics
 from flops_fit.ptycho import fitting as ptrain
@@ -35,7 +33,6 @@ __all__ = [
     "DATA_PRESETS",
     "MODEL_ARGS",
     "StudyData",
-    "StudyExperiment",
     "build_study_model",
     "data_config",
     "data_spec",
@@ -46,7 +43,6 @@ __all__ = [
     "study_data",
     "study_keys",
     "train_and_evaluate",
-    "train_and_evaluate_together",
 ]
 
 #: Simulation presets by name; the light ones are N = 32 with far fewer patches.
@@ -242,65 +238,17 @@ def train_and_evaluate(
         reconstruction and, on CUDA, ``gpu_name`` and ``gpu_peak_memory_gb``
         (peak allocated by tensors during the run).
     """
-    data = _checked_data(config, cache_dir)
-    model, fwd, settings = _prepare(config, data, device)
+    data = checked_data(config, cache_dir)
+    model, fwd, settings = prepare_run(config, data, device)
     start = time.perf_counter()
-    history = ptrain.fit(model, *_train_args(data), seed=config["seed"], progress=progress, settings=settings,
-                         **_fit_settings(config, data, device))
+    history = ptrain.fit(model, *train_args(data), seed=config["seed"], progress=progress, settings=settings,
+                         **fit_settings(config, data, device))
     synchronize(torch.device(device))  # the last step may still be queued on an accelerator
-    measured = _measure(model, config, data, history, time.perf_counter() - start, fwd, settings, device, run_dir)
+    measured = measure_run(model, config, data, history, time.perf_counter() - start, fwd, settings, device, run_dir)
     return {**measured, "trained_together": 1}
 
 
-def train_and_evaluate_together(
-    configs: list[dict[str, Any]],
-    run_dirs: list[Path],
-    *,
-    device: str = "cpu",
-    cache_dir: str | Path = "data_cache",
-    progress: bool = True,
-) -> list[dict[str, Any] | Exception]:
-    """:func:`train_and_evaluate` for configs that differ only in ``seed``, trained as one stacked model.
-
-    Member ``m`` is built right after ``seed_everything(configs[m]["seed"])``
-    (its initial weights are those it gets alone) and trained by
-    :func:`~flops_fit.ptycho.fitting.fit_members`; each is then measured
-    alone. ``train_time_s`` is the group's training time over its size, and
-    ``trained_together`` the group size.
-
-    Returns
-    -------
-    list
-        Per config, its measurements, or the exception that failed it.
-    """
-    others = [{k: v for k, v in c.items() if k != "seed"} for c in configs]
-    if any(o != others[0] for o in others):
-        raise ValueError("Got configs that differ in more than their seed, expected one experiment's seeds")
-    data = _checked_data(configs[0], cache_dir)
-    prepared = []
-    for config in configs:
-        seed_everything(config["seed"])
-        prepared.append(_prepare(config, data, device))
-    models, settings = [p[0] for p in prepared], prepared[0][2]
-    start = time.perf_counter()
-    histories = ptrain.fit_members(models, *_train_args(data), seeds=[c["seed"] for c in configs],
-                                   progress=progress, settings=settings, **_fit_settings(configs[0], data, device))
-    synchronize(torch.device(device))
-    train_time = (time.perf_counter() - start) / len(configs)
-    out: list[dict[str, Any] | Exception] = []
-    for config, (model, fwd, _), history, run_dir in zip(configs, prepared, histories, run_dirs, strict=True):
-        if isinstance(history, Exception):
-            out.append(history)
-            continue
-        try:
-            measured = _measure(model, config, data, history, train_time, fwd, settings, device, run_dir)
-            out.append({**measured, "trained_together": len(configs)})
-        except Exception as exc:  # one member's evaluation failing fails that member only
-            out.append(exc)
-    return out
-
-
-def _checked_data(config: dict[str, Any], cache_dir: str | Path) -> GridLinesData:
+def checked_data(config: dict[str, Any], cache_dir: str | Path) -> GridLinesData:
     """The config's data, refused if its content key is not the one planned."""
     data = load_data(config["data"], str(cache_dir))
     key = data.config.cache_key()
@@ -312,7 +260,7 @@ def _checked_data(config: dict[str, Any], cache_dir: str | Path) -> GridLinesDat
     return data
 
 
-def _prepare(config: dict[str, Any], data: GridLinesData, device: str
+def prepare_run(config: dict[str, Any], data: GridLinesData, device: str
              ) -> tuple[torch.nn.Module, float, DeviceSettings]:
     """The config's model (input-scaled, on ``device``), its forward FLOPs per sample and device settings."""
     train = data.train
@@ -327,18 +275,18 @@ def _prepare(config: dict[str, Any], data: GridLinesData, device: str
     return model.to(device), fwd, settings
 
 
-def _train_args(data: GridLinesData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def train_args(data: GridLinesData) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return data.train.X, data.train.Y, data.train.probe
 
 
-def _fit_settings(config: dict[str, Any], data: GridLinesData, device: str) -> dict[str, Any]:
+def fit_settings(config: dict[str, Any], data: GridLinesData, device: str) -> dict[str, Any]:
     """The :func:`~flops_fit.ptycho.fitting.fit` keywords a config sets."""
     samples = config.get("train_samples") or config["epochs"] * len(data.train.X)
     return {"samples": int(samples), "batch_size": config["batch_size"], "lr": config["lr"],
             "loss": config["loss"], "schedule": config["schedule"], "device": device}
 
 
-def _measure(model: torch.nn.Module, config: dict[str, Any], data: GridLinesData, history: list[dict[str, float]],
+def measure_run(model: torch.nn.Module, config: dict[str, Any], data: GridLinesData, history: list[dict[str, float]],
              train_time: float, fwd: float, settings: DeviceSettings, device: str, run_dir: Path) -> dict[str, Any]:
     """Score a trained model, time its inference, write the run's files; the measurements."""
     dev = torch.device(device)
@@ -379,45 +327,3 @@ def _measure(model: torch.nn.Module, config: dict[str, Any], data: GridLinesData
         f"phase SSIM {out['ssim_phase']:.3f}",
     )
     return out
-
-
-@dataclass(frozen=True)
-class StudyExperiment:
-    """The function :func:`~flops_fit.runner.run_sweep` calls for a study, with seed grouping.
-
-    Called as ``fn(config, run_dir, *, device)`` it is
-    :func:`train_and_evaluate`. Its ``group_key`` and ``run_group`` let the
-    runner hand up to ``max_group`` seeds of one ``fno`` experiment to
-    :func:`train_and_evaluate_together` (``hybrid``'s skip concatenations
-    couple stacked members, so it runs alone).
-
-    Attributes
-    ----------
-    cache_dir : str
-        Where simulated datasets are cached.
-    progress : bool
-        A tqdm bar over each run's epochs.
-    max_group : int
-        Seeds trained together at most; 1 trains every run alone.
-    """
-
-    cache_dir: str
-    progress: bool = False
-    max_group: int = 1
-
-    def __post_init__(self) -> None:
-        check_int("max_group", self.max_group, minimum=1)
-
-    def __call__(self, config: dict[str, Any], run_dir: Path, *, device: str = "cpu") -> dict[str, Any]:
-        return train_and_evaluate(config, run_dir, device=device, cache_dir=self.cache_dir, progress=self.progress)
-
-    def group_key(self, config: dict[str, Any]) -> tuple[tuple[str, Any], ...] | None:
-        """Everything but the seed, for an ``fno`` config when grouping is on; else None."""
-        if self.max_group == 1 or config.get("architecture") != "fno":
-            return None
-        return tuple(sorted((k, v) for k, v in config.items() if k != "seed"))
-
-    def run_group(self, configs: list[dict[str, Any]], run_dirs: list[Path], *,
-                  device: str = "cpu") -> list[dict[str, Any] | Exception]:
-        return train_and_evaluate_together(configs, run_dirs, device=device, cache_dir=self.cache_dir,
-                                           progress=self.progress)

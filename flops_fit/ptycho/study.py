@@ -29,7 +29,6 @@ from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.experiment import (
     MODEL_ARGS,
     StudyData,
-    StudyExperiment,
     build_study_model,
     load_data,
     mean_patch_baseline,
@@ -38,6 +37,7 @@ from flops_fit.ptycho.experiment import (
 )
 from flops_fit.ptycho.fitting import scaled_lr
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
+from flops_fit.ptycho.seed_groups import StudyExperiment
 from flops_fit.runner import check_output_dir, run_sweep
 
 __all__ = [

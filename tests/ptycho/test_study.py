@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from flops_fit.metrics import complex_metrics
-from flops_fit.ptycho import experiment, study
+from flops_fit.ptycho import experiment, seed_groups, study
 from flops_fit.ptycho.cache import load_or_simulate
 from flops_fit.ptycho.config import GridLinesConfig
 from flops_fit.ptycho.fitting import InputScale, input_scale
@@ -277,15 +277,17 @@ def test_seeds_trained_together_match_seeds_trained_alone(tmp_path: Path) -> Non
 
 
 def test_hybrid_seeds_run_alone() -> None:
-    fn = experiment.StudyExperiment("cache", max_group=3)
+    fn = seed_groups.StudyExperiment("cache", max_group=3)
     assert fn.group_key({"architecture": "hybrid", "seed": 0}) is None
     assert fn.group_key({"architecture": "fno", "seed": 0, "fno_width": 2}) == (("architecture", "fno"), ("fno_width", 2))
-    assert experiment.StudyExperiment("cache").group_key({"architecture": "fno", "seed": 0}) is None
+    assert seed_groups.StudyExperiment("cache").group_key({"architecture": "fno", "seed": 0}) is None
+    wide = {"architecture": "fno", "seed": 0, "fno_width": seed_groups.STACK_MAX_WIDTH + 1}
+    assert fn.group_key(wide) is None  # measured slower stacked
     with pytest.raises(ValueError, match=r"Got max_group=0, expected an int >= 1"):
-        experiment.StudyExperiment("cache", max_group=0)
+        seed_groups.StudyExperiment("cache", max_group=0)
 
 
 def test_train_together_refuses_configs_that_differ_beyond_the_seed(tmp_path: Path) -> None:
     configs = [{"architecture": "fno", "seed": 0, "fno_width": 2}, {"architecture": "fno", "seed": 1, "fno_width": 4}]
     with pytest.raises(ValueError, match=r"Got configs that differ in more than their seed"):
-        experiment.train_and_evaluate_together(configs, [tmp_path / "a", tmp_path / "b"], cache_dir=tmp_path)
+        seed_groups.train_and_evaluate_together(configs, [tmp_path / "a", tmp_path / "b"], cache_dir=tmp_path)
