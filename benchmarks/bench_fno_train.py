@@ -37,9 +37,13 @@ The ``stacked`` column trains 3 seeds of the width as one stacked model
 several seeds), counted as the 3 models' samples/s together; GFLOP/s and % peak
 are those of the faster of the two.
 
+``--fresh`` adds the same small-width table with every variant timed in a
+new process (the regime of a sweep's workers, where the NCHW reference is
+about half as fast as in the in-process table).
+
 ``--profile`` adds a torch.profiler breakdown of one thread's training step.
 
-Usage: ``python benchmarks/bench_fno_train.py [--profile] [--no-widths] [--no-mfu]``
+Usage: ``python benchmarks/bench_fno_train.py [--fresh] [--profile] [--no-widths] [--no-mfu]``
 """
 
 from __future__ import annotations
@@ -166,17 +170,58 @@ def width_table(threads: int) -> None:
                   f"{rate['stacked'] / rate['nchw']:>7.2f}x {achieved / 1e9:>8.1f} {achieved / peak:>6.1%}{mark}")
 
 
+def _fresh_rate(variant: str, width: int, n: int) -> float:
+    """Training samples/s of one variant, timed in the (fresh) process this runs in, one thread."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = build_model("fno", modes=min(MODES, n // 2), width=width, N=n)
+    step = {"nchw": lambda: train_step(nchw_copy(model), n), "ours": lambda: train_step(model, n),
+            "stacked": lambda: stacked_step(width, n)}[variant]()
+    members = SEEDS if variant == "stacked" else 1
+    return members * BATCH / best_seconds({variant: step}, rounds=3, min_time=0.4)[variant]
+
+
+def fresh_table(rounds: int = 2) -> None:
+    """Per-width samples/s with every variant timed in a new process, as a study worker meets it.
+
+    A sweep's workers are fresh processes that never run a large matmul, so glibc
+    keeps serving the NCHW backward pass's large temporaries from fresh mmap pages.
+    Each (variant, width) runs in its own spawned process, variants interleaved,
+    ``rounds`` times; the best round counts.
+    """
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    print(f"\nsmall widths, each timed in a fresh process (1 thread, batch {BATCH}, modes {MODES}, best of "
+          f"{rounds}); samples/s per model (stacked: {SEEDS} seeds' total)")
+    print(f"{'N':>3} {'width':>5} {'NCHW /s':>8} {'ours /s':>8} {'speed-up':>8} {'stacked':>8} {'speed-up':>8}")
+    ctx = mp.get_context("spawn")
+    for n in GRIDS:
+        for width in SMALL_WIDTHS:
+            best = dict.fromkeys(("nchw", "ours", "stacked"), 0.0)
+            for _ in range(rounds):
+                for variant in best:
+                    with cf.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+                        best[variant] = max(best[variant], pool.submit(_fresh_rate, variant, width, n).result())
+            print(f"{n:>3} {width:>5} {best['nchw']:>8.0f} {best['ours']:>8.0f} {best['ours'] / best['nchw']:>7.2f}x "
+                  f"{best['stacked']:>8.0f} {best['stacked'] / best['nchw']:>7.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler breakdown")
     parser.add_argument("--no-widths", action="store_true", help="skip the small-width table")
     parser.add_argument("--no-mfu", action="store_true", help="skip the width-32 MFU section")
+    parser.add_argument("--fresh", action="store_true",
+                        help="also time every small width in fresh processes (the study's workers' regime)")
     args = parser.parse_args()
     default_threads = torch.get_num_threads()
     if not args.no_widths:
         for threads in sorted({1, default_threads}):
             width_table(threads)
         torch.set_num_threads(default_threads)
+    if args.fresh:
+        fresh_table()
     if args.no_mfu:
         return
     torch.manual_seed(0)

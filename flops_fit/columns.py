@@ -42,6 +42,7 @@ LABELS = {
     "train_flops": "training FLOPs",
     "flops_per_sample": "forward FLOPs per sample",
     "train_time_s": "training time (s)",
+    "trained_together": "seeds trained together (one stacked model)",
     "compute_budget": "compute budget (FLOPs)",
     "train_samples": "training samples",
     "ssim_phase": "phase SSIM", "ssim_amp": "amplitude SSIM",
