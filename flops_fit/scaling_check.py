@@ -34,7 +34,7 @@ from flops_fit.fit_bias import (
     slope,
     sweep_runs,
 )
-from flops_fit.fit_inputs import check_options
+from flops_fit.fit_inputs import check_options, column
 from flops_fit.fit_result import Result
 from flops_fit.laws import estimate_flops_per_sample_per_param
 from flops_fit.scaling import fit_isoflop, fit_parametric
@@ -51,6 +51,7 @@ __all__ = [
     "ApproachComparison",
     "IsoFLOPBias",
     "compare_approaches",
+    "floor_check",
     "isoflop_bias",
 ]
 
@@ -287,3 +288,42 @@ def compare_approaches(
         frontier_ci=frontier_ci, flops_per_sample_per_param=law.k_range,
         ci_level=ci_level, reasons=reasons, notes=notes,
     )
+
+
+def floor_check(runs: pd.DataFrame, *, floor: float, budget: str = "compute_budget",
+                loss: str = "final_test_loss") -> pd.DataFrame:
+    """Per budget, how many runs beat a learn-nothing floor's loss.
+
+    A budget at which most sizes have not left the floor (the loss of
+    predicting the mean training target) measures optimisation noise, not a
+    trade-off of size against data: its IsoFLOP minimum says nothing about the
+    compute-optimal size, and a frontier fitted through it is bent by it.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        One row per run, with ``budget`` and ``loss`` columns.
+    floor : float
+        The floor's loss, in the units of ``loss`` (for the FNO study, the
+        mean patch's ``final_test_loss`` in ``baseline.json``).
+    budget, loss : str
+        Column names.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per budget, ascending: ``runs``, ``below_floor`` (runs whose
+        loss is below ``floor``), ``share_below`` and ``mean_margin`` (mean
+        over runs of ``floor - loss``; positive: better than the floor).
+    """
+    if not isinstance(floor, int | float) or isinstance(floor, bool) or not np.isfinite(floor):
+        raise ValueError(f"Got floor={floor!r}, expected a finite loss")
+    table = pd.DataFrame({budget: column(runs, "budget", budget), loss: column(runs, "loss", loss)}).dropna()
+    grouped = table.groupby(budget)[loss]
+    out = pd.DataFrame({
+        "runs": grouped.size(),
+        "below_floor": grouped.apply(lambda x: int((x < floor).sum())),
+        "mean_margin": floor - grouped.mean(),
+    })
+    out.insert(2, "share_below", out["below_floor"] / out["runs"])
+    return out.rename_axis(budget).reset_index()

@@ -19,6 +19,7 @@ from flops_fit.scaling_check import (
     ApproachComparison,
     IsoFLOPBias,
     compare_approaches,
+    floor_check,
     isoflop_bias,
 )
 
@@ -249,3 +250,27 @@ def test_a_parametric_result_is_a_truth():
 def test_compare_approaches_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         compare_approaches(_good(), **kwargs)
+
+
+def test_floor_check_counts_the_runs_below_the_floor() -> None:
+    runs = pd.DataFrame({"compute_budget": [1e10, 1e10, 1e10, 1e11, 1e11, 1e11],
+                         "final_test_loss": [0.20, 0.13, 0.14, 0.10, 0.09, np.nan]})
+    table = floor_check(runs, floor=0.135)
+    assert table["compute_budget"].tolist() == [1e10, 1e11]
+    assert table["runs"].tolist() == [3, 2] and table["below_floor"].tolist() == [1, 2]
+    np.testing.assert_allclose(table["share_below"], [1 / 3, 1.0])
+    np.testing.assert_allclose(table["mean_margin"], [0.135 - 0.47 / 3, 0.135 - 0.095])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"floor": float("nan")}, r"Got floor=nan, expected a finite loss"),
+        ({"floor": "0.1"}, r"Got floor='0.1', expected a finite loss"),
+        ({"floor": 0.1, "loss": "final_loss"}, r"Got loss='final_loss', expected a column of df"),
+    ],
+)
+def test_floor_check_refuses(kwargs, match) -> None:
+    runs = pd.DataFrame({"compute_budget": [1e10], "final_test_loss": [0.2]})
+    with pytest.raises(ValueError, match=match):
+        floor_check(runs, **kwargs)
