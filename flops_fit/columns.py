@@ -65,7 +65,7 @@ _BETTER: tuple[tuple[str, Direction], ...] = (
 COSTS = ("model_params", "inference_time_s", "train_flops")
 _QUALITY_PREFIXES = ("ssim", "ms_ssim", "psnr", "frc", "mae", "mse", "final_", "loss")
 # Measured, with a direction, yet a cost or a size rather than a quality.
-_NOT_QUALITY = (*COSTS, "flops_per_sample", "train_time_s", "compute_budget", "train_samples")
+_NOT_QUALITY = (*COSTS, "flops_per_sample", "train_time_s", "trained_together", "compute_budget", "train_samples")
 # The qualities a results table shows first, when measured.
 TABLE_QUALITIES = ("ssim_phase", "psnr_phase", "mae_phase", "ssim_amp", "final_test_loss")
 # Columns that tell the study's runs apart (also what points are coloured by).

@@ -284,3 +284,10 @@ def test_log_axis_minor_labels_do_not_crowd(params, minor):
     ax.figure.canvas.draw()
     labels = [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]
     assert {label.split("\\times")[0][-1] for label in labels} == minor
+
+
+def test_bookkeeping_measurements_are_not_qualities() -> None:
+    # A labelled column is not a quality by its label alone: the group size of a
+    # stacked run has no "better" direction and must not reach the explorer's y axis.
+    runs = pd.DataFrame({"ssim_phase": [0.9, 0.8], "trained_together": [3, 1], "train_time_s": [1.0, 2.0]})
+    assert quality_columns(runs) == ["ssim_phase"]
