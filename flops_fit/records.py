@@ -33,6 +33,7 @@ import pandas as pd
 
 __all__ = [
     "BOOKKEEPING_COLUMNS",
+    "FLOOR_NAME",
     "ID_RE",
     "LOG_NAME",
     "RUNS_NAME",
@@ -42,6 +43,7 @@ __all__ = [
     "check_record",
     "experiment_id",
     "json_default",
+    "load_floor",
     "load_records",
     "load_results",
     "read_log",
@@ -238,3 +240,26 @@ def load_records(output_dir: str | os.PathLike[str]) -> dict[str, dict[str, Any]
     for record in read_log(log)[0] if log.exists() else ():
         table.add(record)
     return table.records
+
+
+#: A sweep folder's learn-nothing floor: the scores of a model that learned nothing
+#: (for the FNO study, the mean training patch), written beside the runs when known.
+FLOOR_NAME = "baseline.json"
+
+
+def load_floor(output_dir: str | os.PathLike[str]) -> dict[str, float] | None:
+    """The learn-nothing floor's scores in a sweep folder (``baseline.json``), or None.
+
+    Returns
+    -------
+    dict of str to float or None
+        Metric name -> the floor's value, in the units of the results columns
+        of the same name; None when the folder has no floor file.
+    """
+    path = Path(output_dir) / FLOOR_NAME
+    if not path.exists():
+        return None
+    floor = json.loads(path.read_text())
+    if not isinstance(floor, dict) or not all(isinstance(v, int | float) for v in floor.values()):
+        raise ValueError(f"Got {path} holding {type(floor).__name__} {str(floor)[:80]}, expected a JSON object of numbers")
+    return {str(k): float(v) for k, v in floor.items()}

@@ -52,6 +52,7 @@ from flops_fit.records import (
     check_record,
     experiment_id,
     json_default,
+    load_floor,
     load_records,
     load_results,
     read_log,
@@ -65,6 +66,7 @@ __all__ = [
     "STATUSES",
     "ResultsStore",
     "experiment_id",
+    "load_floor",
     "load_records",
     "load_results",
 ]

@@ -233,3 +233,14 @@ def test_load_results_names_the_folder_when_there_is_nothing(tmp_path):
         load_results(tmp_path)
     with pytest.raises(FileNotFoundError, match=r"Results folder '.*missing' does not exist"):
         load_results(tmp_path / "missing")
+
+
+def test_load_floor_reads_the_folders_floor(tmp_path) -> None:
+    from flops_fit.results import load_floor
+
+    assert load_floor(tmp_path) is None
+    (tmp_path / "baseline.json").write_text('{"final_test_loss": 0.135, "ssim_phase": 1}')
+    assert load_floor(tmp_path) == {"final_test_loss": 0.135, "ssim_phase": 1.0}
+    (tmp_path / "baseline.json").write_text('[0.1]')
+    with pytest.raises(ValueError, match=r"baseline.json holding list \[0.1\], expected a JSON object of numbers"):
+        load_floor(tmp_path)
