@@ -20,7 +20,8 @@ Sections:
    batch fill the GPU?), with ``cudnn.benchmark`` and with
    ``torch.compile``. A rate is (long run - short run) samples over the time
    difference, so copies, optimiser set-up and compilation cancel.
-4. ``infer``: patterns/s at batch 4096.
+4. ``infer``: patterns/s at batch 4096; ``stacked``: 3 seeds of a width-4
+   ``fno`` trained as one stacked model against one by one (fp32).
 5. ``agree``: one ``fno`` trained in bf16 on the full data, scored with
    bf16 and with fp32 inference, and its fp32-trained twin (target: phase
    SSIM within 0.005).
@@ -181,6 +182,30 @@ def train_rate(arch: str, s: Sizes, settings: DeviceSettings, batch: int, pool: 
     return s.steps * batch / (long - short), warm
 
 
+def stack_rows(report: Report, s: Sizes) -> None:
+    """Samples/s per model of 3 small ``fno`` seeds trained stacked against one by one."""
+    pool, settings = _pool(s), DeviceSettings.for_device(s.device).replace(precision="fp32")
+    width, members = max(2, s.width // 8), 3
+
+    def models() -> list[torch.nn.Module]:
+        out = []
+        for seed in range(members):
+            torch.manual_seed(seed)
+            out.append(build_model("fno", modes=s.modes, width=width, N=s.n).to(s.device))
+        return out
+
+    samples = (2 + s.steps) * s.batch
+    args = dict(samples=samples, batch_size=s.batch, lr=1e-4, device=s.device, settings=settings, progress=False)
+    alone = lambda: [ptrain.fit(m, *pool, seed=i, **args) for i, m in enumerate(models())]  # noqa: E731
+    stacked = lambda: ptrain.fit_members(models(), *pool, seeds=list(range(members)), **args)  # noqa: E731
+    timed(stacked, s.device)  # warm-up: cuDNN plans of the grouped convolutions
+    t_alone, t_stacked = timed(alone, s.device), timed(stacked, s.device)
+    rate = {"alone": members * samples / t_alone, "stacked": members * samples / t_stacked}
+    report.add(f"train fno w{width} x{members} seeds stacked", f"{rate['stacked']:,.0f} samples/s",
+               f"{rate['stacked'] / rate['alone']:.2f}x one by one ({rate['alone']:,.0f})",
+               stacked_rate=rate["stacked"], stacked_alone_rate=rate["alone"])
+
+
 def train_rows(report: Report, s: Sizes, peak: float) -> None:
     pool = _pool(s)
     default = DeviceSettings.for_device(s.device)
@@ -327,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             ("cuda tests", 90, lambda: cuda_tests(report)),
             ("train", 60, lambda: train_rows(report, s, peak)),
             ("infer", 20, lambda: infer_rows(report, s)),
+            ("stacked", 30, lambda: stack_rows(report, s)),
             ("agree", 40, lambda: agree_rows(report, s, cache)),
             ("study", 60, lambda: study_rows(report, s, cache, work, args.out)),
             ("compile", 0, lambda: compile_rows(report, s, need_s=90)),

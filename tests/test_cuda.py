@@ -106,6 +106,16 @@ def test_fp32_training_on_cuda_follows_the_cpu(data, fp32) -> None:
     np.testing.assert_allclose([h["train_loss"] for h in gpu], [h["train_loss"] for h in cpu], rtol=1e-3)
 
 
+def test_stacked_seeds_on_cuda_train_as_alone(data, fp32) -> None:
+    # Grouped convolutions (cuDNN) and the grouped spectral layer: each member as alone.
+    alone = [_fit(_model().cuda(), data, device="cuda", settings=fp32, samples=98, seed=s) for s in (0, 1)]
+    models = [_model().cuda(), _model().cuda()]
+    together = ptrain.fit_members(models, data.train.X, data.train.Y, data.train.probe, seeds=[0, 1],
+                                  samples=98, device="cuda", settings=fp32, progress=False)
+    for ref, got in zip(alone, together, strict=True):
+        np.testing.assert_allclose([h["train_loss"] for h in got], [h["train_loss"] for h in ref], rtol=1e-3)
+
+
 def test_bf16_training_stays_close_to_fp32(data, fp32) -> None:
     ref = _fit(_model().cuda(), data, device="cuda", settings=fp32, samples=98)
     bf16 = _fit(_model().cuda(), data, device="cuda", samples=98)  # the CUDA default
