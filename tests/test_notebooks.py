@@ -381,17 +381,21 @@ def test_sweep_preview_plans_what_fno_study_runs(tmp_path: Path) -> None:
     assert "Same widths and samples as fno_study.ipynb runs with these compute_budgets: True" in text
 
 
+def _explore_isoflop(tmp_path: Path, parameters: dict) -> tuple[list[nbformat.NotebookNode], str]:
+    """explore_results.ipynb run on notebooks/example_isoflop: its code cells and printed text."""
+    out = tmp_path / "out.ipynb"
+    _run_papermill_api("explore_results.ipynb", {"results_dir": "notebooks/example_isoflop", **parameters}, out)
+    cells = _code_cells(nbformat.read(out, as_version=4))
+    return cells, "\n".join(o.get("text", "") for c in cells for o in c.outputs if o.output_type == "stream")
+
+
 @pytest.mark.slow
 def test_explore_fits_the_committed_cpu_isoflop_run(tmp_path: Path) -> None:
     # notebooks/example_isoflop is a real CPU run (its README says how it was made):
     # five budgets, every one with an interior minimum resolved past seed noise; the
     # notebook reports the floor check, fits the frontier, compares Approach 2 with
     # Approach 3 and predicts a typed budget.
-    out = tmp_path / "out.ipynb"
-    _run_papermill_api("explore_results.ipynb",
-                       {"results_dir": "notebooks/example_isoflop", "predict_budget": "1e13"}, out)
-    cells = _code_cells(nbformat.read(out, as_version=4))
-    text = "\n".join(o.get("text", "") for c in cells for o in c.outputs if o.output_type == "stream")
+    cells, text = _explore_isoflop(tmp_path, {"predict_budget": "1e13"})
     assert "226 experiments, 226 ok" in text and "Seeds per (budget, size): [3, 5, 6, 9]" in text
     assert "do not allow" not in text and "No explorer" not in text
     assert "Runs below the learn-nothing floor (final_test_loss 0.135)" in text
@@ -413,15 +417,12 @@ def test_explore_fits_the_committed_cpu_isoflop_run(tmp_path: Path) -> None:
     assert re.search(r"^0\s+1\.000000e\+13\s", predict, re.M)
 
 
+@pytest.mark.slow
 def test_explore_fits_only_the_budgets_above_the_floor(tmp_path: Path) -> None:
     # min_budget 1e11 leaves out 3e10, where half the runs are worse than the mean patch:
     # on the four budgets above the floor the two approaches agree, and Approach 3's
     # interval of the exponent is under 0.3 wide (the committed run's README quotes it).
-    out = tmp_path / "out.ipynb"
-    _run_papermill_api("explore_results.ipynb",
-                       {"results_dir": "notebooks/example_isoflop", "min_budget": "1e11"}, out)
-    cells = _code_cells(nbformat.read(out, as_version=4))
-    text = "\n".join(o.get("text", "") for c in cells for o in c.outputs if o.output_type == "stream")
+    cells, text = _explore_isoflop(tmp_path, {"min_budget": "1e11"})
     assert "Fitting only the budgets of at least 1e+11 FLOPs: ['1e+11', '3e+11', '1e+12', '3e+12']" in text
     comparison = next(c for c in cells if "compare_approaches(" in c.source)
     table = next(o for o in comparison.outputs if "data" in o)["data"]["text/plain"]
