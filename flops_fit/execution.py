@@ -137,28 +137,8 @@ def execute_one(
     executor workers. Exceptions become a ``failed`` record; only
     ``KeyboardInterrupt`` and ``SystemExit`` propagate.
     """
-    started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-    measurements: dict[str, Any] = {}
-    error = None
-    resolved = device
-    t0 = time.perf_counter()
-    try:
-        resolved = resolve_device(device)
-        seed_everything(config["seed"])
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():  # made by the parent, unless the worker sees another file system
-            run_dir.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        out = fn(dict(config), run_dir, device=resolved)
-        wall = time.perf_counter() - t0
-        measurements, error = check_measurements(out, config)
-    except Exception as exc:
-        wall = time.perf_counter() - t0
-        error = error_text(exc)
-        with contextlib.suppress(OSError):
-            (Path(run_dir) / "traceback.txt").write_text(traceback.format_exc())
-    _release_cuda_cache()
-    return _record(eid, config, measurements, error, started_at, wall, resolved)
+    return _execute([(eid, config)], [run_dir], device,
+                    lambda configs, run_dirs, resolved: [fn(configs[0], run_dirs[0], device=resolved)])[0]
 
 
 def _record(eid: str, config: dict[str, Any], measurements: dict[str, Any], error: str | None,
@@ -197,28 +177,46 @@ def execute_group(
     """
     if len(items) == 1:
         return [execute_one(fn, *items[0], run_dirs[0], device)]
+    return _execute(items, run_dirs, device,
+                    lambda configs, dirs, resolved: fn.run_group(configs, dirs, device=resolved))
+
+
+def _execute(
+    items: list[tuple[str, dict[str, Any]]],
+    run_dirs: list[Path],
+    device: str,
+    call: Callable[[list[dict[str, Any]], list[Path], str], Any],
+) -> list[dict[str, Any]]:
+    """Resolve, seed with the first config's seed, time ``call`` and make one record per item.
+
+    ``call(configs, run_dirs, device)`` returns, per item, its measurements or
+    the exception that failed it. An exception out of ``call`` fails every
+    item; a measurement check that raises fails its item alone. Either way the
+    traceback goes to the item's ``traceback.txt``.
+    """
     started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     configs = [dict(config) for _, config in items]
+    dirs = [Path(d) for d in run_dirs]
     resolved = device
     t0 = time.perf_counter()
     try:
         resolved = resolve_device(device)
         seed_everything(configs[0]["seed"])
-        for run_dir in run_dirs:
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
+        for run_dir in dirs:
+            if not run_dir.is_dir():  # made by the parent, unless the worker sees another file system
+                run_dir.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        outs = list(fn.run_group(configs, [Path(d) for d in run_dirs], device=resolved))
+        outs = list(call(configs, dirs, resolved))
         if len(outs) != len(items):
             raise ValueError(f"fn.run_group returned {len(outs)} results for {len(items)} experiments")
     except Exception as exc:
         outs = [exc] * len(items)
-        for run_dir in run_dirs:
-            with contextlib.suppress(OSError):
-                (Path(run_dir) / "traceback.txt").write_text(traceback.format_exc())
+        for run_dir in dirs:
+            _write_traceback(run_dir)
     wall = (time.perf_counter() - t0) / len(items)
     records = []
-    for (eid, config), out in zip(items, outs, strict=True):
-        measurements, error = {}, None
+    for (eid, config), out, run_dir in zip(items, outs, dirs, strict=True):
+        measurements: dict[str, Any] = {}
         if isinstance(out, BaseException):
             error = error_text(out)
         else:
@@ -226,8 +224,13 @@ def execute_group(
                 measurements, error = check_measurements(out, config)
             except Exception as exc:
                 error = error_text(exc)
+                _write_traceback(run_dir)
         records.append(_record(eid, config, measurements, error, started_at, wall, resolved))
     _release_cuda_cache()
     return records
 
 
+def _write_traceback(run_dir: Path) -> None:
+    """The exception being handled, into ``run_dir/traceback.txt`` (best effort)."""
+    with contextlib.suppress(OSError):
+        (run_dir / "traceback.txt").write_text(traceback.format_exc())
