@@ -38,6 +38,7 @@ from flops_fit.ptycho.experiment import (
 from flops_fit.ptycho.fitting import scaled_lr
 from flops_fit.ptycho.models import ARCHITECTURES, INPUT_TRANSFORMS, build_model
 from flops_fit.ptycho.seed_groups import StudyExperiment
+from flops_fit.records import FLOOR_NAME
 from flops_fit.runner import check_output_dir, run_sweep
 
 __all__ = [
@@ -366,7 +367,7 @@ def run_study(
         device=device,
         seed=seeds[0],
     )
-    (output_dir / "baseline.json").write_text(json.dumps(baseline, indent=1))
+    (output_dir / FLOOR_NAME).write_text(json.dumps(baseline, indent=1))  # what load_floor reads
     ok = df[df["status"] == "ok"] if "status" in df else df
     if len(ok):
         ax = plot_pareto(ok, "model_params", "ssim_phase", hue="architecture")
