@@ -57,6 +57,16 @@ def _budget_minima(lN, lD, loss, W):
             c[:, 0] + c[:, 1] * zs + c[:, 2] * zs * zs)
 
 
+def _interval(samples: np.ndarray, ci_level: float) -> tuple[float, float]:
+    """Percentile interval of the finite ``samples`` (NaN, NaN when there are none)."""
+    finite = samples[np.isfinite(samples)]
+    if not finite.size:
+        return np.nan, np.nan
+    tail = 50.0 * (1.0 - ci_level)
+    lo, hi = np.percentile(finite, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
 def _power_law(lC: np.ndarray, ly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Slope and intercept of ``ly ~ i + s lC`` per row of ``ly`` (R, B), NaNs skipped."""
     ok = np.isfinite(ly)
@@ -96,7 +106,9 @@ def fit_isoflop(
     with replacement within each budget and refit everything; a budget's
     ``p_interior`` is the fraction of resamples whose parabola is convex with
     its vertex inside the sampled sizes (read a low value as "flat within the
-    noise": its optimum is not resolved even when ``interior`` is True).
+    noise": its optimum is not resolved even when ``interior`` is True), and
+    ``N_opt_lo``, ``N_opt_hi`` the percentile interval of its optimum over
+    the resamples that have one (how well that budget pins its optimal size).
 
     Parameters
     ----------
@@ -149,8 +161,10 @@ def fit_isoflop(
         # How often resampled runs still put a vertex inside the sampled sizes: near 1
         # for a clear dip, far below for a curve flat within its run-to-run noise.
         inside = (ln_opt[1:] > sizes[0]) & (ln_opt[1:] < sizes[-1])
+        lo, hi = _interval(ln_opt[1:], ci_level)
         rows.append({
             "budget": c, "n_runs": n, "n_sizes": sizes.size, "N_opt": np.exp(ln_opt[0]),
+            "N_opt_lo": np.exp(lo), "N_opt_hi": np.exp(hi),
             "D_opt": np.exp(ld_opt[0]), "loss_opt": l_opt[0], "interior": note == "ok",
             "p_interior": float(inside.mean()) if n_bootstrap else np.nan, "note": note,
             "c0": coef[0, 0], "c1": coef[0, 1], "c2": coef[0, 2],
