@@ -139,7 +139,8 @@ class SeedPlan:
                 f"model gives {self.width_model:.2f}). ")
         top = self.table.sort_values("variance_share", ascending=False).iloc[0]
         text += (f"The budget {top['budget']:.2g} FLOPs holds {top['variance_share']:.0%} of its "
-                 f"variance (its optimum is known to a factor {math.exp(top['sigma_ln_N_opt']):.2g}). ")
+                 f"variance (one standard deviation of its optimum: a factor "
+                 f"{math.exp(top['sigma_ln_N_opt']):.2g} in parameters). ")
         if self.extra_runs == 0:
             return text + f"It is already at most {self.target_width:.2f} wide in the model: no run to add."
         time = (f"{self.extra_seconds / 3600:.1f} h of compute (one worker; divide by the workers)"

@@ -173,6 +173,8 @@ def _run_papermill_api(name: str, parameters: dict, out: Path) -> None:
         ("sweep_preview.ipynb", {"light": "sure"},
          "Got light='sure', expected one of true/false/yes/no/on/off/1/0"),
         ("explore_results.ipynb", {"results_dir": "no/such/study"}, "Got results_dir='no/such/study', expected an existing path: '{root}/no/such/study' does not exist"),
+        ("explore_results.ipynb", {"results_dir": str(REPO / "notebooks" / "example_results"), "target_width": "-0.3"},
+         "Got target_width='-0.3', expected a positive number"),
     ],
 )
 def test_bad_parameters_stop_the_notebook(
@@ -402,13 +404,15 @@ def test_explore_fits_the_committed_cpu_isoflop_run(tmp_path: Path) -> None:
     budgets_cell = next(c for c in cells if '"p_interior", "note"]]' in c.source)
     budgets = next(o["data"]["text/plain"] for o in budgets_cell.outputs
                    if "data" in o and "p_interior" in o["data"]["text/plain"])
-    rows = re.findall(r"^(\d)\s+(\S+)\s+\d+\s+\S+\s+\S+\s+\S+\s+(True|False)", budgets, re.M)
-    interior = {b: flag for _, b, flag in rows}
-    # pandas wraps the table: p_interior and note follow in a second block, by row index.
-    p_interior = dict(re.findall(r"^(\d)\s+(\d\.\d+)\s+(?:ok|minimum|not)", budgets, re.M))
+    # pandas wraps the table: budget, sizes and the optimum with its interval, then by row
+    # index D_opt, loss_opt, interior, p_interior and note in a second block.
+    names = dict(re.findall(r"^(\d)\s+(\d\.\d+e\+\d+)\s+\d+\s+\S+\s+\S+\s+\S+", budgets, re.M))
+    rows = re.findall(r"^(\d)\s+\S+\s+\S+\s+(True|False)\s+(\d\.\d+)\s+(?:ok|minimum|not)", budgets, re.M)
+    interior = {names[i]: flag for i, flag, _ in rows}
+    p_interior = [float(p) for _, _, p in rows]
     assert interior == dict.fromkeys(["3.000000e+10", "1.000000e+11", "3.000000e+11", "1.000000e+12",
                                       "3.000000e+12"], "True")
-    assert all(float(p) >= 0.9 for p in p_interior.values()) and len(p_interior) == 5
+    assert all(p >= 0.9 for p in p_interior) and len(p_interior) == 5
     comparison = next(c for c in cells if "compare_approaches(" in c.source)
     table = next(o for o in comparison.outputs if "data" in o)["data"]["text/plain"]
     assert "Approach 2 (parabolas per budget)" in table and "Approach 3 (parametric surface)" in table
@@ -431,3 +435,9 @@ def test_explore_fits_only_the_budgets_above_the_floor(tmp_path: Path) -> None:
     a2, a3 = exponents["Approach 2"], exponents["Approach 3"]
     assert a3[2] - a3[1] < 0.3 and a3[1] < a3[0] < a3[2]
     assert abs(a2[0] - a3[0]) < 0.1  # the approaches agree
+    # What Approach 2 would need: the budget that limits it and the seeds to add.
+    plan = next(c for c in cells if "seeds_for_width(" in c.source)
+    plan_text = "".join(o.get("text", "") for o in plan.outputs if o.output_type == "stream")
+    assert re.search(r"The 95% interval of a is 0\.\d\d wide \(bootstrap; the variance model gives 0\.\d\d\)\. "
+                     r"The budget 1e\+11 FLOPs holds \d+% of its variance", plan_text), plan_text
+    assert re.search(r"To reach 0\.30: \d+ more runs, \d+\.\d h of compute", plan_text), plan_text
