@@ -32,6 +32,10 @@ process NCHW width 2 at N = 32 trains at ~700 samples/s, not the ~1,400 this tab
 shows; channels-last is unaffected (~1,500). The study's own runs, end to end, were
 1.9-2.6x faster at widths 2-8 (notebooks/example_isoflop against its previous run).
 
+``3x needs`` is the share of the matmul peak that the step would have to run at
+for 3 times the NCHW reference's samples/s (every FLOP counted, as in ``% peak``):
+how far today's ``% peak`` is from the speed-up the small-model issue asks for.
+
 The ``stacked`` column trains 3 seeds of the width as one stacked model
 (:func:`~flops_fit.ptycho.stacking.stack_models`, what ``run_study`` does with
 several seeds), counted as the 3 models' samples/s together; GFLOP/s and % peak
@@ -152,7 +156,7 @@ def width_table(threads: int) -> None:
     print(f"\nsmall widths, {threads} thread(s), batch {BATCH}, modes {MODES}: "
           f"matmul peak {peak / 1e9:.1f} GFLOP/s; samples/s per model (stacked: {SEEDS} seeds' total)")
     print(f"{'N':>3} {'width':>5} {'params':>8} {'NCHW /s':>8} {'ours /s':>8} {'speed-up':>8} "
-          f"{'stacked':>8} {'speed-up':>8} {'GFLOP/s':>8} {'% peak':>7}")
+          f"{'stacked':>8} {'speed-up':>8} {'GFLOP/s':>8} {'% peak':>7} {'3x needs':>8}")
     for n in GRIDS:
         for width in SMALL_WIDTHS + CONTEXT_WIDTHS:
             torch.manual_seed(0)
@@ -163,11 +167,14 @@ def width_table(threads: int) -> None:
             rate = {k: BATCH / v for k, v in t.items()}
             rate["stacked"] *= SEEDS
             best = max(rate["ours"], rate["stacked"])
-            achieved = 3 * forward_flops(ours, torch.rand(1, 1, n, n)) * best
+            train_flops = 3 * forward_flops(ours, torch.rand(1, 1, n, n))  # per sample
+            achieved = train_flops * best
+            needed = 3 * train_flops * rate["nchw"] / peak  # share of the peak a 3x speed-up takes
             mark = "" if width in SMALL_WIDTHS else "  (context)"
             print(f"{n:>3} {width:>5} {count_params(ours):>8,} {rate['nchw']:>8.0f} {rate['ours']:>8.0f} "
                   f"{rate['ours'] / rate['nchw']:>7.2f}x {rate['stacked']:>8.0f} "
-                  f"{rate['stacked'] / rate['nchw']:>7.2f}x {achieved / 1e9:>8.1f} {achieved / peak:>6.1%}{mark}")
+                  f"{rate['stacked'] / rate['nchw']:>7.2f}x {achieved / 1e9:>8.1f} {achieved / peak:>6.1%} "
+                  f"{needed:>7.0%}{mark}")
 
 
 def _fresh_rate(variant: str, width: int, n: int) -> float:
