@@ -398,7 +398,7 @@ def test_explore_fits_the_committed_cpu_isoflop_run(tmp_path: Path) -> None:
     # notebook reports the floor check, fits the frontier, compares Approach 2 with
     # Approach 3 and predicts a typed budget.
     cells, text = _explore_isoflop(tmp_path, {"predict_budget": "1e13"})
-    assert "226 experiments, 226 ok" in text and "Seeds per (budget, size): [3, 5, 6, 9]" in text
+    assert "334 experiments, 334 ok" in text and "Seeds per (budget, size): [3, 5, 6, 9, 15]" in text
     assert "do not allow" not in text and "No explorer" not in text
     assert "Runs below the learn-nothing floor (final_test_loss 0.135)" in text
     budgets_cell = next(c for c in cells if '"p_interior", "note"]]' in c.source)
