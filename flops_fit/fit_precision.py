@@ -133,14 +133,14 @@ class SeedPlan:
         return float(self.table["extra_seconds"].sum())
 
     def summary(self) -> str:
-        """One paragraph: the interval now, what limits it, and what the plan adds."""
+        """Three sentences, one a line: the interval now, what limits it, and what the plan adds."""
         level = f"{self.ci_level:.0%}"
         text = (f"The {level} interval of a is {self.width_bootstrap:.2f} wide (bootstrap; the variance "
-                f"model gives {self.width_model:.2f}). ")
+                f"model gives {self.width_model:.2f}).\n")
         top = self.table.sort_values("variance_share", ascending=False).iloc[0]
         text += (f"The budget {top['budget']:.2g} FLOPs holds {top['variance_share']:.0%} of its "
                  f"variance (one standard deviation of its optimum: a factor "
-                 f"{math.exp(top['sigma_ln_N_opt']):.2g} in parameters). ")
+                 f"{math.exp(top['sigma_ln_N_opt']):.2g} in parameters).\n")
         if self.extra_runs == 0:
             return text + f"It is already at most {self.target_width:.2f} wide in the model: no run to add."
         time = (f"{self.extra_seconds / 3600:.1f} h of compute (one worker; divide by the workers)"

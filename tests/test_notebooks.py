@@ -438,6 +438,6 @@ def test_explore_fits_only_the_budgets_above_the_floor(tmp_path: Path) -> None:
     # What Approach 2 would need: the budget that limits it and the seeds to add.
     plan = next(c for c in cells if "seeds_for_width(" in c.source)
     plan_text = "".join(o.get("text", "") for o in plan.outputs if o.output_type == "stream")
-    assert re.search(r"The 95% interval of a is 0\.\d\d wide \(bootstrap; the variance model gives 0\.\d\d\)\. "
+    assert re.search(r"The 95% interval of a is 0\.\d\d wide \(bootstrap; the variance model gives 0\.\d\d\)\.\n"
                      r"The budget 1e\+11 FLOPs holds \d+% of its variance", plan_text), plan_text
     assert re.search(r"To reach 0\.30: \d+ more runs, \d+\.\d h of compute", plan_text), plan_text
