@@ -26,7 +26,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 
-from flops_fit.laws import PARAM_NAMES, chinchilla_loss, law_at
+from flops_fit.laws import PARAM_NAMES, chinchilla_loss, law_at, percentile_interval
 
 __all__ = ["Result"]
 
@@ -121,14 +121,7 @@ class Result:
 
     def _interval(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Percentile interval over axis 0, ignoring failed (NaN) resamples."""
-        tail = 50.0 * (1.0 - self.ci_level)
-        if samples.shape[0] == 0 or np.all(np.isnan(samples)):
-            nan = np.full(samples.shape[1:], np.nan)
-            return nan, nan
-        with warnings.catch_warnings():  # a budget where every resample failed stays NaN
-            warnings.simplefilter("ignore", RuntimeWarning)
-            lo, hi = np.nanpercentile(samples, [tail, 100.0 - tail], axis=0)
-        return lo, hi
+        return percentile_interval(samples, self.ci_level)
 
     @property
     def ci(self) -> dict[str, tuple[float, float]]:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from flops_fit.fit_inputs import check_options, column, positive, resample_counts
 from flops_fit.fit_result import Result
-from flops_fit.laws import nan_resamples
+from flops_fit.laws import nan_resamples, percentile_interval
 
 __all__ = ["fit_isoflop"]
 
@@ -55,16 +55,6 @@ def _budget_minima(lN, lD, loss, W):
         zs = np.where(c[:, 2] > 0, -c[:, 1] / (2.0 * c[:, 2]), np.nan)
     return (c, mean + sd * zs, d[:, 0] + d[:, 1] * zs,
             c[:, 0] + c[:, 1] * zs + c[:, 2] * zs * zs)
-
-
-def _interval(samples: np.ndarray, ci_level: float) -> tuple[float, float]:
-    """Percentile interval of the finite ``samples`` (NaN, NaN when there are none)."""
-    finite = samples[np.isfinite(samples)]
-    if not finite.size:
-        return np.nan, np.nan
-    tail = 50.0 * (1.0 - ci_level)
-    lo, hi = np.percentile(finite, [tail, 100.0 - tail])
-    return float(lo), float(hi)
 
 
 def _power_law(lC: np.ndarray, ly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +151,8 @@ def fit_isoflop(
         # How often resampled runs still put a vertex inside the sampled sizes: near 1
         # for a clear dip, far below for a curve flat within its run-to-run noise.
         inside = (ln_opt[1:] > sizes[0]) & (ln_opt[1:] < sizes[-1])
-        lo, hi = _interval(ln_opt[1:], ci_level)
+        boot_opt = ln_opt[1:]
+        lo, hi = percentile_interval(np.where(np.isfinite(boot_opt), boot_opt, np.nan), ci_level)
         rows.append({
             "budget": c, "n_runs": n, "n_sizes": sizes.size, "N_opt": np.exp(ln_opt[0]),
             "N_opt_lo": np.exp(lo), "N_opt_hi": np.exp(hi),

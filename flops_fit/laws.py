@@ -19,6 +19,7 @@ never assumes ``C = k N D`` (``k`` then only labels the frontier plot).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "law_at",
     "nan_resamples",
     "optimal_allocation",
+    "percentile_interval",
 ]
 
 # Parameters of each fit method, in the order they are reported.
@@ -131,6 +133,23 @@ def nan_resamples(samples: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarr
         return arrays, 0
     bad = ~np.all(np.isfinite(np.stack(list(arrays.values()))), axis=0)
     return {k: np.where(bad, np.nan, v) for k, v in arrays.items()}, int(bad.sum())
+
+
+def percentile_interval(samples: np.ndarray, ci_level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap percentile interval over axis 0, failed (NaN) resamples ignored.
+
+    ``samples`` is ``(R, ...)``; returns ``(low, high)`` of shape ``samples.shape[1:]``,
+    NaN where no resample is finite (Efron & Tibshirani 1993, ch. 13).
+    """
+    samples = np.asarray(samples, float)
+    if samples.shape[0] == 0 or np.all(np.isnan(samples)):
+        nan = np.full(samples.shape[1:], np.nan)
+        return nan, nan
+    tail = 50.0 * (1.0 - ci_level)
+    with warnings.catch_warnings():  # a column where every resample failed stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(samples, [tail, 100.0 - tail], axis=0)
+    return lo, hi
 
 
 def law_at(method: str, p: Mapping[str, Any], C: np.ndarray, k: float):
