@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from flops_fit.checks import check_number
 from flops_fit.fit_inputs import column
 from flops_fit.fit_result import Result
 
@@ -188,8 +189,7 @@ def seeds_for_width(
         raise ValueError(f"Got a fit with method={fit.method!r}, expected one from fit_isoflop")
     if fit.n_bootstrap == 0:
         raise ValueError("Got a fit with n_bootstrap=0, expected bootstrap resamples (n_bootstrap > 0)")
-    if not isinstance(target_width, int | float) or isinstance(target_width, bool) or not target_width > 0:
-        raise ValueError(f"Got target_width={target_width!r}, expected a positive number")
+    check_number("target_width", target_width, allowed="a positive number", test=lambda v: v > 0)
     ok = runs if "status" not in runs.columns else runs[runs["status"] == "ok"]
     C, N = column(ok, "budget", budget), column(ok, "size", size)
     seconds = column(ok, "time", time) if time is not None and time in ok.columns else None
@@ -202,9 +202,9 @@ def seeds_for_width(
     for c in used["budget"].to_numpy(float):
         mine = np.isclose(C, c, rtol=1e-9)
         n_runs, n_sizes = int(mine.sum()), int(np.unique(N[mine]).size)
-        spent = float(np.nansum(seconds[mine])) if seconds is not None else float(n_runs)
+        spent = float(np.nansum(seconds[mine])) if seconds is not None else np.nan
         rows.append({"budget": c, "runs": n_runs, "sizes": n_sizes, "seeds": n_runs / max(n_sizes, 1),
-                     "seconds": spent if seconds is not None else np.nan, "_cost": spent})
+                     "seconds": spent})
     table = pd.DataFrame(rows)
     if not np.isfinite(sigma).all() or (table["runs"] == 0).any():
         raise ValueError(
@@ -213,7 +213,8 @@ def seeds_for_width(
         )
     variance = weight**2 * sigma**2
     z_width = 2 * z
-    repeat = allocate_repeats(variance, table.pop("_cost").to_numpy(float), (target_width / z_width) ** 2)
+    cost = table["seconds"] if seconds is not None else table["runs"]  # what one more repeat costs
+    repeat = allocate_repeats(variance, cost.to_numpy(float), (target_width / z_width) ** 2)
     seeds_needed = np.ceil(table["seeds"].to_numpy() * repeat - 1e-9)
     actual = seeds_needed / table["seeds"].to_numpy()
     table["sigma_ln_N_opt"], table["weight"] = sigma, weight
