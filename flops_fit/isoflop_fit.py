@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from flops_fit.checks import check_number
 from flops_fit.fit_inputs import check_options, column, positive, resample_counts
 from flops_fit.fit_result import Result
 from flops_fit.laws import nan_resamples, percentile_interval
@@ -82,6 +83,7 @@ def fit_isoflop(
     seed: int = 0,
     ci_level: float = 0.95,
     flops_per_sample_per_param: float = 6.0,
+    min_p_interior: float = 0.0,
 ) -> Result:
     """Fit compute-optimal power laws from an IsoFLOP sweep (Chinchilla Approach 2).
 
@@ -99,6 +101,10 @@ def fit_isoflop(
     noise": its optimum is not resolved even when ``interior`` is True), and
     ``N_opt_lo``, ``N_opt_hi`` the percentile interval of its optimum over
     the resamples that have one (how well that budget pins its optimal size).
+    With ``min_p_interior`` > 0, a budget whose ``p_interior`` is below it is
+    left out too (note ``"unresolved"``): its optimum is noise, and one such
+    budget can swing the exponent's bootstrap interval across orders of
+    magnitude.
 
     Parameters
     ----------
@@ -114,6 +120,9 @@ def fit_isoflop(
         Bootstrap resamples (0: none), their seed, interval coverage.
     flops_per_sample_per_param : float
         ``k`` in ``C = k N D``, used only when ``data`` is None.
+    min_p_interior : float
+        In [0, 1]: leave out budgets whose ``p_interior`` is below this (0,
+        the default, keeps every bracketed budget). Needs ``n_bootstrap`` > 0.
 
     Returns
     -------
@@ -121,6 +130,11 @@ def fit_isoflop(
         ``method="isoflop"``; ``Result.budgets`` holds the per-budget minima.
     """
     check_options(n_bootstrap, ci_level, flops_per_sample_per_param)
+    min_p_interior = check_number("min_p_interior", min_p_interior, allowed="a number in [0, 1]",
+                                  test=lambda v: 0 <= v <= 1)
+    if min_p_interior > 0 and not n_bootstrap:
+        raise ValueError(f"Got min_p_interior={min_p_interior:g} with n_bootstrap=0, expected "
+                         "n_bootstrap > 0: p_interior is measured on bootstrap resamples")
     C, N, L = column(df, "budget", budget), column(df, "size", size), column(df, "loss", loss)
     D = C / (flops_per_sample_per_param * N) if data is None else column(df, "data", data)
     keep = np.isfinite(C) & np.isfinite(N) & np.isfinite(L) & np.isfinite(D)
@@ -151,13 +165,16 @@ def fit_isoflop(
         # How often resampled runs still put a vertex inside the sampled sizes: near 1
         # for a clear dip, far below for a curve flat within its run-to-run noise.
         inside = (ln_opt[1:] > sizes[0]) & (ln_opt[1:] < sizes[-1])
+        p_interior = float(inside.mean()) if n_bootstrap else np.nan
+        if note == "ok" and p_interior < min_p_interior:
+            note = "unresolved"
         boot_opt = ln_opt[1:]
         lo, hi = percentile_interval(np.where(np.isfinite(boot_opt), boot_opt, np.nan), ci_level)
         rows.append({
             "budget": c, "n_runs": n, "n_sizes": sizes.size, "N_opt": np.exp(ln_opt[0]),
             "N_opt_lo": np.exp(lo), "N_opt_hi": np.exp(hi),
             "D_opt": np.exp(ld_opt[0]), "loss_opt": l_opt[0], "interior": note == "ok",
-            "p_interior": float(inside.mean()) if n_bootstrap else np.nan, "note": note,
+            "p_interior": p_interior, "note": note,
             "c0": coef[0, 0], "c1": coef[0, 1], "c2": coef[0, 2],
             "x_mean": lN.mean(), "x_scale": max(lN.std(), 1e-12),
             "x_min": sizes[0], "x_max": sizes[-1],
@@ -172,10 +189,13 @@ def fit_isoflop(
             f"(budgets and notes: {list(map(tuple, excluded.itertuples(index=False)))})"
         )
     if len(excluded):
+        unresolved = f" or not resolved (p_interior < {min_p_interior:g})" if min_p_interior else ""
         warnings.warn(
             f"Left out of the power laws {len(excluded)} budget(s) whose minimum is not "
-            f"bracketed by the sampled sizes: {list(map(tuple, excluded.itertuples(index=False)))}"
-            "; sample sizes on both sides of their optimum", UserWarning, stacklevel=2)
+            f"bracketed by the sampled sizes{unresolved}: "
+            f"{list(map(tuple, excluded.itertuples(index=False)))}; sample sizes on both sides of "
+            "their optimum, or more seeds where the curve is flat within the noise",
+            UserWarning, stacklevel=2)
     lC = np.log(table["budget"].to_numpy(float)[used])
     params, samples = {}, {}
     with np.errstate(over="ignore", invalid="ignore"):  # a wild resample overflows exp: NaN below

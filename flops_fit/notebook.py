@@ -26,6 +26,7 @@ __all__ = [
     "ROOT_ENV_VAR",
     "as_bool",
     "as_float",
+    "as_fraction",
     "as_int",
     "as_list",
     "as_optional_float",
@@ -193,6 +194,20 @@ def as_float(value: Any, name: str, *, positive: bool = False) -> float:
     number = float(_number(value, name, kind))
     if positive and not number > 0:
         raise ValueError(f"Got {name}={value!r}, expected {kind}")
+    return number
+
+
+def as_fraction(value: Any, name: str) -> float:
+    """Read a number in [0, 1] (a share or a probability), as :func:`as_float` reads numbers.
+
+    Examples
+    --------
+    >>> as_fraction("0.9", "min_p_interior")
+    0.9
+    """
+    number = as_float(value, name)
+    if not 0 <= number <= 1:
+        raise ValueError(f"Got {name}={value!r}, expected a number in [0, 1]")
     return number
 
 

@@ -187,6 +187,7 @@ def compare_approaches(
     ci_level: float = 0.95,
     truth: Literal["parametric", "chinchilla"] | Mapping[str, float] = "parametric",
     flops_per_sample_per_param: float = 6.0,
+    min_p_interior: float = 0.0,
 ) -> ApproachComparison:
     """Fit the same runs with Approach 2 and Approach 3; table both frontiers and Approach 2's bias.
 
@@ -218,6 +219,10 @@ def compare_approaches(
         Chinchilla fit, or a mapping ``E, A, B, alpha, beta``.
     flops_per_sample_per_param : float
         ``k``, only used when ``data`` is None.
+    min_p_interior : float
+        Approach 2 leaves out budgets whose optimum is resolved in fewer
+        bootstrap resamples than this (see `fit_isoflop`); the Approach 3
+        frontier and the bias check then use the same budgets.
 
     Returns
     -------
@@ -254,7 +259,8 @@ def compare_approaches(
 
     isoflop = attempt("isoflop", lambda: fit_isoflop(
         df, budget=budget, size=size, loss=loss, data=data, n_bootstrap=n_bootstrap, seed=seed,
-        ci_level=ci_level, flops_per_sample_per_param=flops_per_sample_per_param))
+        ci_level=ci_level, flops_per_sample_per_param=flops_per_sample_per_param,
+        min_p_interior=min_p_interior))
     parametric = attempt("parametric", lambda: fit_parametric(
         N, D, L, budget=C, n_bootstrap=n_bootstrap, seed=seed, ci_level=ci_level,
         flops_per_sample_per_param=estimate_flops_per_sample_per_param(C, N, D)))

@@ -243,6 +243,38 @@ def test_isoflop_p_interior_tells_a_dip_from_a_flat_noisy_curve():
     assert no_boot["p_interior"].isna().all()
 
 
+def test_isoflop_min_p_interior_leaves_out_an_unresolved_budget():
+    # 1e15 dips by 0.8% of the loss under 0.5% noise: its vertex is inside the sizes
+    # (interior) but half the resamples lose it. min_p_interior 0.9 leaves it out,
+    # and the power laws are exactly those of the three resolved budgets.
+    resolved = {1e12: 0.1, 1e13: 0.1, 1e14: 0.1}
+    df = _dip_or_flat_frame({**resolved, 1e15: 0.008})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # a resample without a minimum
+        kept = fit_isoflop(df, n_bootstrap=400)
+    assert kept.budgets["interior"].all() and kept.budgets["p_interior"].iloc[-1] < 0.6
+    with pytest.warns(UserWarning, match=r"Left out of the power laws 1 budget\(s\).*not resolved "
+                                          r"\(p_interior < 0\.9\): \[\(1000000000000000\.0, 'unresolved'\)\]"):
+        fit = fit_isoflop(df, n_bootstrap=400, min_p_interior=0.9)
+    assert fit.budgets["note"].tolist() == ["ok", "ok", "ok", "unresolved"]
+    three = fit_isoflop(_dip_or_flat_frame(resolved), n_bootstrap=0)
+    for name in ("a", "b", "k_N"):
+        assert fit.params[name] == pytest.approx(three.params[name], rel=1e-12)
+    assert fit.params["a"] != pytest.approx(kept.params["a"], rel=1e-6)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"min_p_interior": 1.5}, r"^Got min_p_interior=1\.5, expected a number in \[0, 1\]$"),
+    ({"min_p_interior": "0.9"}, r"^Got min_p_interior='0\.9', expected a number in \[0, 1\]$"),
+    ({"min_p_interior": 0.9, "n_bootstrap": 0},
+     r"^Got min_p_interior=0\.9 with n_bootstrap=0, expected n_bootstrap > 0: p_interior is measured "
+     r"on bootstrap resamples$"),
+])
+def test_isoflop_min_p_interior_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fit_isoflop(_dip_or_flat_frame({1e12: 0.1, 1e13: 0.1}), **kwargs)
+
+
 def test_isoflop_without_data_column_uses_compute_factor():
     df = isoflop_frame(np.logspace(17, 20, 4))
     a = fit_isoflop(df, n_bootstrap=0)

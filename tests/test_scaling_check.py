@@ -150,6 +150,23 @@ def test_approach_2_row_is_the_direct_fit():
     assert lo < comparison.frontier["a"] < hi
 
 
+def test_min_p_interior_reaches_approach_2_the_frontier_and_the_bias_check():
+    # The largest budget's curve is buried in 5% noise: its vertex may land inside the
+    # sizes, but the resamples do not agree on it. With min_p_interior every row uses
+    # the three resolved budgets.
+    rng = np.random.default_rng(1)
+    df = sweep([1e18, 1e19, 1e20, 1e21], lambda C: n_star(C, CHINCHILLA) * np.geomspace(0.1, 10, 7),
+               CHINCHILLA)
+    df["final_test_loss"] *= np.exp(rng.normal(0, np.where(df["compute_budget"] < 1e21, 0.001, 0.05)))
+    comparison = compare_approaches(df, n_bootstrap=200, min_p_interior=0.9)
+    with pytest.warns(UserWarning, match=r"\[\(1e\+21, 'unresolved'\)\]"):
+        direct = fit_isoflop(df, n_bootstrap=200, min_p_interior=0.9)
+    assert direct.budgets["note"].tolist() == ["ok", "ok", "ok", "unresolved"]
+    assert comparison.isoflop.params["a"] == direct.params["a"]
+    assert comparison.bias.budgets["budget"].tolist() == [1e18, 1e19, 1e20]
+    assert comparison.summary().iloc[0]["note"].startswith("power laws over 3 of 4 budgets")
+
+
 def test_a_failed_approach_2_is_a_row_with_its_reason():
     inner = sweep([1e18], lambda C: n_star(C, CHINCHILLA) * np.geomspace(0.1, 10, 7), CHINCHILLA)
     edge = sweep([1e20], lambda C: n_star(C, CHINCHILLA) * np.geomspace(3, 30, 5), CHINCHILLA)
