@@ -11,6 +11,7 @@ from flops_fit.notebook import (
     ROOT_ENV_VAR,
     as_bool,
     as_float,
+    as_fraction,
     as_int,
     as_list,
     as_optional_float,
@@ -120,6 +121,21 @@ def test_as_optional_float(value: object, expected: float | None) -> None:
 def test_as_optional_float_still_checks_sign() -> None:
     with pytest.raises(ValueError, match=re.escape("Got budget='-1', expected a positive number")):
         as_optional_float("-1", "budget", positive=True)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0, 0.0), ("0.9", 0.9), (1, 1.0), (" 1e-1 ", 0.1)])
+def test_as_fraction_accepts(value: object, expected: float) -> None:
+    assert as_fraction(value, "p") == expected
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("1.5", "Got p='1.5', expected a number in [0, 1]"),
+    (-0.1, "Got p=-0.1, expected a number in [0, 1]"),
+    ("most", "Got p='most', expected a number"),
+])
+def test_as_fraction_rejects(value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message) + "$"):
+        as_fraction(value, "p")
 
 
 ARCHS = ["fno", "hybrid"]

@@ -175,6 +175,8 @@ def _run_papermill_api(name: str, parameters: dict, out: Path) -> None:
         ("explore_results.ipynb", {"results_dir": "no/such/study"}, "Got results_dir='no/such/study', expected an existing path: '{root}/no/such/study' does not exist"),
         ("explore_results.ipynb", {"results_dir": str(REPO / "notebooks" / "example_results"), "target_width": "-0.3"},
          "Got target_width='-0.3', expected a positive number"),
+        ("explore_results.ipynb", {"results_dir": str(REPO / "notebooks" / "example_results"), "min_p_interior": "1.5"},
+         "Got min_p_interior='1.5', expected a number in [0, 1]"),
     ],
 )
 def test_bad_parameters_stop_the_notebook(
