@@ -18,6 +18,11 @@ How it is made fast on a CPU (measured in ``benchmarks/bench_spectral.py``):
   full-size zero spectra for every slice).
 * The inverse transform runs the row FFT on the ``modes2`` kept columns only.
 
+Measured and not used: the kept modes as truncated-DFT matmuls (two real GEMMs
+each way, no zero-filled spectrum) ran the analysis at 0.65x (N = 32) to 1.0x
+(N = 64) of the FFT path and the synthesis at 0.93x to 1.7x, one thread: at
+these sizes the FFT is not the bottleneck the wasted modes suggest.
+
 References
 ----------
 .. [1] Z. Li et al., "Fourier Neural Operator for Parametric Partial
