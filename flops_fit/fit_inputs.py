@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from flops_fit.checks import check_number
+
 __all__ = ["check_options", "column", "positive", "resample_counts"]
 
 
@@ -35,6 +37,16 @@ def check_options(n_bootstrap, ci_level, k) -> None:
         raise ValueError(f"Got ci_level={ci_level!r}, expected a number in (0, 1)")
     if not np.isfinite(k) or k <= 0:
         raise ValueError(f"Got flops_per_sample_per_param={k!r}, expected a positive number")
+
+
+def check_min_p_interior(min_p_interior, n_bootstrap) -> float:
+    """Approach 2's ``min_p_interior`` (a share in [0, 1]; above 0 it needs a bootstrap), as a float."""
+    min_p_interior = check_number("min_p_interior", min_p_interior, allowed="a number in [0, 1]",
+                                  test=lambda v: 0 <= v <= 1)
+    if min_p_interior > 0 and not n_bootstrap:
+        raise ValueError(f"Got min_p_interior={min_p_interior:g} with n_bootstrap=0, expected "
+                         "n_bootstrap > 0: p_interior is measured on bootstrap resamples")
+    return min_p_interior
 
 
 def column(df: pd.DataFrame, role: str, name: str) -> np.ndarray:

@@ -15,8 +15,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from flops_fit.checks import check_number
-from flops_fit.fit_inputs import check_options, column, positive, resample_counts
+from flops_fit.fit_inputs import (
+    check_min_p_interior,
+    check_options,
+    column,
+    positive,
+    resample_counts,
+)
 from flops_fit.fit_result import Result
 from flops_fit.laws import nan_resamples, percentile_interval
 
@@ -130,11 +135,7 @@ def fit_isoflop(
         ``method="isoflop"``; ``Result.budgets`` holds the per-budget minima.
     """
     check_options(n_bootstrap, ci_level, flops_per_sample_per_param)
-    min_p_interior = check_number("min_p_interior", min_p_interior, allowed="a number in [0, 1]",
-                                  test=lambda v: 0 <= v <= 1)
-    if min_p_interior > 0 and not n_bootstrap:
-        raise ValueError(f"Got min_p_interior={min_p_interior:g} with n_bootstrap=0, expected "
-                         "n_bootstrap > 0: p_interior is measured on bootstrap resamples")
+    min_p_interior = check_min_p_interior(min_p_interior, n_bootstrap)
     C, N, L = column(df, "budget", budget), column(df, "size", size), column(df, "loss", loss)
     D = C / (flops_per_sample_per_param * N) if data is None else column(df, "data", data)
     keep = np.isfinite(C) & np.isfinite(N) & np.isfinite(L) & np.isfinite(D)
@@ -164,11 +165,11 @@ def fit_isoflop(
             note = "ok"
         # How often resampled runs still put a vertex inside the sampled sizes: near 1
         # for a clear dip, far below for a curve flat within its run-to-run noise.
-        inside = (ln_opt[1:] > sizes[0]) & (ln_opt[1:] < sizes[-1])
+        boot_opt = ln_opt[1:]
+        inside = (boot_opt > sizes[0]) & (boot_opt < sizes[-1])
         p_interior = float(inside.mean()) if n_bootstrap else np.nan
         if note == "ok" and p_interior < min_p_interior:
             note = "unresolved"
-        boot_opt = ln_opt[1:]
         lo, hi = percentile_interval(np.where(np.isfinite(boot_opt), boot_opt, np.nan), ci_level)
         rows.append({
             "budget": c, "n_runs": n, "n_sizes": sizes.size, "N_opt": np.exp(ln_opt[0]),

@@ -34,7 +34,7 @@ from flops_fit.fit_bias import (
     slope,
     sweep_runs,
 )
-from flops_fit.fit_inputs import check_options, column
+from flops_fit.fit_inputs import check_min_p_interior, check_options, column
 from flops_fit.fit_result import Result
 from flops_fit.laws import estimate_flops_per_sample_per_param
 from flops_fit.scaling import fit_isoflop, fit_parametric
@@ -240,6 +240,7 @@ def compare_approaches(
         raise ValueError(f"Got truth={truth!r}, expected one of ['parametric', 'chinchilla'] "
                          "or a mapping of E, A, B, alpha, beta")
     check_options(n_bootstrap, ci_level, flops_per_sample_per_param)
+    check_min_p_interior(min_p_interior, n_bootstrap)  # a bad value raises, not a NaN row
     C, N, D, L = sweep_runs(df, budget=budget, size=size, data=data, loss=loss,
                        k=flops_per_sample_per_param)
     if isinstance(df, Mapping):

@@ -263,6 +263,9 @@ def test_a_parametric_result_is_a_truth():
     ({"n_bootstrap": -1}, r"Got n_bootstrap=-1, expected an integer >= 0"),
     ({"ci_level": 95}, r"Got ci_level=95, expected a number in \(0, 1\)"),
     ({"size": "params"}, r"Got size='params', expected a column of df"),
+    ({"min_p_interior": -0.5}, r"^Got min_p_interior=-0\.5, expected a number in \[0, 1\]$"),
+    ({"min_p_interior": 0.9, "n_bootstrap": 0},
+     r"^Got min_p_interior=0\.9 with n_bootstrap=0, expected n_bootstrap > 0"),
 ])
 def test_compare_approaches_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
