@@ -49,6 +49,7 @@ _EXPORTS = {
     "fit_parametric": "scaling",
     "isoflop_bias": "scaling_check",
     "compare_approaches": "scaling_check",
+    "holdout_check": "fit_holdout",
     "seeds_for_width": "fit_precision",
     "Result": "fit_result",
 }

@@ -43,6 +43,7 @@ from scipy.stats import norm
 from flops_fit.checks import check_number
 from flops_fit.fit_inputs import column
 from flops_fit.fit_result import Result
+from flops_fit.laws import log_sigma
 
 __all__ = ["SeedPlan", "allocate_repeats", "seeds_for_width"]
 
@@ -197,7 +198,7 @@ def seeds_for_width(
     z = float(norm.ppf(0.5 + fit.ci_level / 2))
     x = np.log(used["budget"].to_numpy(float))
     weight = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
-    sigma = np.log(used["N_opt_hi"].to_numpy(float) / used["N_opt_lo"].to_numpy(float)) / (2 * z)
+    sigma = log_sigma(used["N_opt_lo"], used["N_opt_hi"], fit.ci_level)
     rows = []
     for c in used["budget"].to_numpy(float):
         mine = np.isclose(C, c, rtol=1e-9)

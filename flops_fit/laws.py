@@ -25,12 +25,14 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.stats import norm
 
 __all__ = [
     "PARAM_NAMES",
     "chinchilla_loss",
     "estimate_flops_per_sample_per_param",
     "law_at",
+    "log_sigma",
     "nan_resamples",
     "optimal_allocation",
     "percentile_interval",
@@ -150,6 +152,19 @@ def percentile_interval(samples: np.ndarray, ci_level: float) -> tuple[np.ndarra
         warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi = np.nanpercentile(samples, [tail, 100.0 - tail], axis=0)
     return lo, hi
+
+
+def log_sigma(low: ArrayLike, high: ArrayLike, ci_level: float) -> np.ndarray:
+    """Standard deviation of ``ln x`` implied by a ``ci_level`` interval ``[low, high]`` of ``x``.
+
+    ``ln(high / low) / (2 z)`` with ``z`` the normal quantile of ``0.5 + ci_level / 2``:
+    exact when ``ln x`` is normal, the usual reading of a bootstrap percentile
+    interval of a positive quantity (Efron & Tibshirani 1993, ch. 13). NaN where
+    an end is missing.
+    """
+    z = float(norm.ppf(0.5 + ci_level / 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.asarray(high, float) / np.asarray(low, float)) / (2 * z)
 
 
 def law_at(method: str, p: Mapping[str, Any], C: np.ndarray, k: float):
