@@ -51,6 +51,7 @@ _EXPORTS = {
     "compare_approaches": "scaling_check",
     "holdout_check": "fit_holdout",
     "seeds_for_width": "fit_precision",
+    "plan_new_budget": "fit_precision",
     "Result": "fit_result",
 }
 

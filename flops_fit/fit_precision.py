@@ -40,12 +40,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from flops_fit.checks import check_number
+from flops_fit.checks import check_int, check_number
 from flops_fit.fit_inputs import column
 from flops_fit.fit_result import Result
 from flops_fit.laws import log_sigma
 
-__all__ = ["SeedPlan", "allocate_repeats", "seeds_for_width"]
+__all__ = ["BudgetPlan", "SeedPlan", "allocate_repeats", "plan_new_budget", "seeds_for_width"]
 
 
 def allocate_repeats(variance: np.ndarray, cost: np.ndarray, target: float) -> np.ndarray:
@@ -152,6 +152,36 @@ class SeedPlan:
                        "limits it.")
 
 
+def _budget_table(fit: Result, runs: pd.DataFrame, budget: str, size: str,
+                  time: str | None) -> tuple[pd.DataFrame, bool]:
+    """Per budget the fit used: runs, sizes, seeds, seconds, ``sigma_ln_N_opt`` and ``weight``; and whether timed."""
+    if fit.method != "isoflop" or fit.budgets is None:
+        raise ValueError(f"Got a fit with method={fit.method!r}, expected one from fit_isoflop")
+    if fit.n_bootstrap == 0:
+        raise ValueError("Got a fit with n_bootstrap=0, expected bootstrap resamples (n_bootstrap > 0)")
+    ok = runs if "status" not in runs.columns else runs[runs["status"] == "ok"]
+    C, N = column(ok, "budget", budget), column(ok, "size", size)
+    seconds = column(ok, "time", time) if time is not None and time in ok.columns else None
+    used = fit.budgets[fit.budgets["interior"]]
+    rows = []
+    for c in used["budget"].to_numpy(float):
+        mine = np.isclose(C, c, rtol=1e-9)
+        n_runs, n_sizes = int(mine.sum()), int(np.unique(N[mine]).size)
+        spent = float(np.nansum(seconds[mine])) if seconds is not None else np.nan
+        rows.append({"budget": c, "runs": n_runs, "sizes": n_sizes, "seeds": n_runs / max(n_sizes, 1),
+                     "seconds": spent})
+    table = pd.DataFrame(rows)
+    sigma = log_sigma(used["N_opt_lo"], used["N_opt_hi"], fit.ci_level)
+    if not np.isfinite(sigma).all() or (table["runs"] == 0).any():
+        raise ValueError(
+            f"Got budgets {used['budget'].tolist()} without a bootstrap interval of N_opt or without "
+            f"runs in `runs`, expected the runs the fit was made from"
+        )
+    x = np.log(table["budget"].to_numpy(float))
+    table["sigma_ln_N_opt"], table["weight"] = sigma, (x - x.mean()) / ((x - x.mean()) ** 2).sum()
+    return table, seconds is not None
+
+
 def seeds_for_width(
     fit: Result,
     runs: pd.DataFrame,
@@ -186,39 +216,16 @@ def seeds_for_width(
         Per budget the seeds now, its share of the variance, and the seeds
         needed; the widths now and after.
     """
-    if fit.method != "isoflop" or fit.budgets is None:
-        raise ValueError(f"Got a fit with method={fit.method!r}, expected one from fit_isoflop")
-    if fit.n_bootstrap == 0:
-        raise ValueError("Got a fit with n_bootstrap=0, expected bootstrap resamples (n_bootstrap > 0)")
     check_number("target_width", target_width, allowed="a positive number", test=lambda v: v > 0)
-    ok = runs if "status" not in runs.columns else runs[runs["status"] == "ok"]
-    C, N = column(ok, "budget", budget), column(ok, "size", size)
-    seconds = column(ok, "time", time) if time is not None and time in ok.columns else None
-    used = fit.budgets[fit.budgets["interior"]]
+    table, timed = _budget_table(fit, runs, budget, size, time)
     z = float(norm.ppf(0.5 + fit.ci_level / 2))
-    x = np.log(used["budget"].to_numpy(float))
-    weight = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
-    sigma = log_sigma(used["N_opt_lo"], used["N_opt_hi"], fit.ci_level)
-    rows = []
-    for c in used["budget"].to_numpy(float):
-        mine = np.isclose(C, c, rtol=1e-9)
-        n_runs, n_sizes = int(mine.sum()), int(np.unique(N[mine]).size)
-        spent = float(np.nansum(seconds[mine])) if seconds is not None else np.nan
-        rows.append({"budget": c, "runs": n_runs, "sizes": n_sizes, "seeds": n_runs / max(n_sizes, 1),
-                     "seconds": spent})
-    table = pd.DataFrame(rows)
-    if not np.isfinite(sigma).all() or (table["runs"] == 0).any():
-        raise ValueError(
-            f"Got budgets {used['budget'].tolist()} without a bootstrap interval of N_opt or without "
-            f"runs in `runs`, expected the runs the fit was made from"
-        )
+    weight, sigma = table["weight"].to_numpy(), table["sigma_ln_N_opt"].to_numpy()
     variance = weight**2 * sigma**2
     z_width = 2 * z
-    cost = table["seconds"] if seconds is not None else table["runs"]  # what one more repeat costs
+    cost = table["seconds"] if timed else table["runs"]  # what one more repeat costs
     repeat = allocate_repeats(variance, cost.to_numpy(float), (target_width / z_width) ** 2)
     seeds_needed = np.ceil(table["seeds"].to_numpy() * repeat - 1e-9)
     actual = seeds_needed / table["seeds"].to_numpy()
-    table["sigma_ln_N_opt"], table["weight"] = sigma, weight
     table["variance_share"] = variance / variance.sum()
     table["repeat"], table["seeds_needed"] = actual, seeds_needed.astype(int)
     table["extra_runs"] = np.round((actual - 1) * table["runs"]).astype(int)
@@ -227,5 +234,114 @@ def seeds_for_width(
     return SeedPlan(
         table=table, width_bootstrap=float(hi - lo), width_model=float(z_width * np.sqrt(variance.sum())),
         width_planned=float(z_width * np.sqrt((variance / actual).sum())), target_width=float(target_width),
-        ci_level=fit.ci_level, cost_unit="seconds" if seconds is not None else "runs",
+        ci_level=fit.ci_level, cost_unit="seconds" if timed else "runs",
     )
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """What one more budget would do to Approach 2's exponent: its interval width before and after.
+
+    Attributes
+    ----------
+    budget : float
+        The new budget (FLOPs).
+    seeds : int
+        Runs per size planned there.
+    like : float
+        The fitted budget whose precision per seed and time per seed are borrowed (FLOPs).
+    sigma_ln_N_opt : float
+        Assumed spread of the new budget's ``ln N_opt``:
+        ``like``'s times ``sqrt(seeds at like / seeds)``.
+    width_model, width_planned : float
+        Interval width of ``a`` from the variance model, now and with the new budget.
+    seconds : float
+        Estimated compute time of its runs (summed over runs; NaN when the runs
+        recorded no time).
+    ci_level : float
+        Coverage of the intervals.
+    """
+
+    budget: float
+    seeds: int
+    like: float
+    sigma_ln_N_opt: float
+    width_model: float
+    width_planned: float
+    seconds: float
+    ci_level: float
+
+    def summary(self) -> str:
+        """One sentence: the new budget, what it would do to the interval, and its cost."""
+        cost = ("time not recorded" if not math.isfinite(self.seconds) else
+                f"about {self.seconds / 3600:.1f} h of compute (one worker; divide by the workers)")
+        return (f"A budget of {self.budget:.2g} FLOPs with {self.seeds} seed(s) per size, pinning its optimum "
+                f"as {self.like:.2g} does per seed, would take the {self.ci_level:.0%} interval of a from "
+                f"{self.width_model:.2f} to {self.width_planned:.2f} wide (variance model), for {cost}.")
+
+
+def plan_new_budget(
+    fit: Result,
+    runs: pd.DataFrame,
+    new_budget: float,
+    seeds: int | None = None,
+    *,
+    like: float | None = None,
+    budget: str = "compute_budget",
+    size: str = "model_params",
+    time: str | None = "wall_time_s",
+) -> BudgetPlan:
+    """Approach 2's exponent interval with one more budget, the alternative to more seeds.
+
+    The exponent is a least-squares slope in ``ln C``: a budget beyond the
+    fitted range lengthens the lever arm and lowers the weight of every other
+    budget, which more seeds at the old budgets cannot do (and a flat curve
+    does not narrow with seeds at all; see `seeds_for_width`). The new
+    budget's optimum is assumed as well pinned per seed as ``like``'s (its
+    ``sigma_ln_N_opt`` times ``sqrt(seeds_like / seeds)``), and it costs
+    ``like``'s time per seed times ``new_budget / like`` (every size trains on
+    the FLOPs its budget buys, at ``like``'s throughput; a CPU runs the larger
+    models of a larger budget faster per FLOP, so this errs high above
+    ``like``). Both are guesses to check against the budget once run.
+
+    Parameters
+    ----------
+    fit, runs, budget, size, time
+        As for `seeds_for_width`.
+    new_budget : float
+        Training compute of the budget to add (FLOPs), not one the fit used.
+    seeds : int, optional
+        Runs per size planned at it, at least 1; default as many as ``like``
+        has (rounded up).
+    like : float, optional
+        A budget the fit used, to borrow from; default the one nearest
+        ``new_budget`` in ``ln C``.
+
+    Returns
+    -------
+    BudgetPlan
+    """
+    table, timed = _budget_table(fit, runs, budget, size, time)
+    fitted = table["budget"].to_numpy(float)
+    check_number("new_budget", new_budget, allowed="a positive number of FLOPs not fitted yet",
+                 test=lambda v: v > 0 and not np.isclose(fitted, v, rtol=1e-9).any())
+    if seeds is not None:
+        check_int("seeds", seeds, minimum=1)
+    if like is None:
+        like = float(fitted[np.argmin(np.abs(np.log(fitted) - math.log(new_budget)))])
+    mine = np.isclose(fitted, like, rtol=1e-9) if isinstance(like, int | float) else np.zeros(0, bool)
+    if not mine.any():
+        raise ValueError(f"Got like={like!r}, expected one of the fitted budgets {fitted.tolist()}")
+    ref = table[mine].iloc[0]
+    seeds = math.ceil(ref["seeds"] - 1e-9) if seeds is None else seeds
+    sigma_new = float(ref["sigma_ln_N_opt"] * math.sqrt(ref["seeds"] / seeds))
+    x = np.log(np.append(fitted, new_budget))
+    weight = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
+    sigma = np.append(table["sigma_ln_N_opt"].to_numpy(), sigma_new)
+    z_width = 2 * float(norm.ppf(0.5 + fit.ci_level / 2))
+    now = z_width * math.sqrt(float((table["weight"] ** 2 * table["sigma_ln_N_opt"] ** 2).sum()))
+    seconds = float(ref["seconds"] / ref["seeds"] * seeds * new_budget / ref["budget"]) if timed else math.nan
+    return BudgetPlan(budget=float(new_budget), seeds=int(seeds), like=float(ref["budget"]),
+                      sigma_ln_N_opt=sigma_new, width_model=now,
+                      width_planned=z_width * math.sqrt(float((weight**2 * sigma**2).sum())),
+                      seconds=seconds, ci_level=fit.ci_level)

@@ -13,7 +13,13 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize
 
-from flops_fit.fit_precision import SeedPlan, allocate_repeats, seeds_for_width
+from flops_fit.fit_precision import (
+    BudgetPlan,
+    SeedPlan,
+    allocate_repeats,
+    plan_new_budget,
+    seeds_for_width,
+)
 from flops_fit.scaling import fit_isoflop, fit_parametric
 from flops_fit.scaling_check import CHINCHILLA
 
@@ -28,11 +34,11 @@ def n_star(C: float) -> float:
     return G * (C / 6.0) ** (p["beta"] / (p["alpha"] + p["beta"]))
 
 
-def noisy_sweep(seeds: dict[float, int] | int, rng_seed: int) -> pd.DataFrame:
+def noisy_sweep(seeds: dict[float, int] | int, rng_seed: int, budgets: tuple[float, ...] = BUDGETS) -> pd.DataFrame:
     """7 sizes per budget spanning a factor 8 each way of N*, ``seeds`` runs per size, Gaussian noise."""
     rng = np.random.default_rng(rng_seed)
     p, rows = CHINCHILLA, []
-    for C in BUDGETS:
+    for C in budgets:
         n_seeds = seeds if isinstance(seeds, int) else seeds[C]
         for N in n_star(C) * np.geomspace(1 / 8, 8, 7):
             D = C / (6.0 * N)
@@ -122,6 +128,39 @@ def test_summary_says_what_limits_the_exponent_and_what_to_add() -> None:
     assert untimed.cost_unit == "runs" and "time not recorded" in untimed.summary()
 
 
+def test_a_sweep_run_with_the_planned_budget_reaches_the_planned_width() -> None:
+    df = noisy_sweep(4, rng_seed=20)
+    plan = plan_new_budget(fit_isoflop(df, n_bootstrap=1000), df, 3e20, 4)
+    assert isinstance(plan, BudgetPlan) and plan.like == BUDGETS[-1]  # the nearest fitted budget
+    assert plan.width_planned < 0.8 * plan.width_model
+    widths = []
+    for rng_seed in (21, 22, 23):  # the sweep with the new budget, run three times over with fresh noise
+        lo, hi = fit_isoflop(noisy_sweep(4, rng_seed, (*BUDGETS, 3e20)), n_bootstrap=1000).ci["a"]
+        widths.append(hi - lo)
+    assert np.mean(widths) == pytest.approx(plan.width_planned, rel=0.15)
+    # 7 sizes x 4 seeds, each costing what a run at 1e20 costs per FLOP (1e-17 s per FLOP here).
+    assert plan.seconds == pytest.approx(7 * 4 * 1e-17 * 3e20, rel=1e-9)
+
+
+def test_new_budget_plan_by_hand() -> None:
+    # The variance model with the new budget's spread scaled from the borrowed budget's by sqrt(seeds).
+    df = noisy_sweep(4, rng_seed=24)
+    fit = fit_isoflop(df, n_bootstrap=300)
+    plan = plan_new_budget(fit, df, 1e17, 1, like=BUDGETS[0])
+    sigma = np.log(fit.budgets["N_opt_hi"] / fit.budgets["N_opt_lo"]).to_numpy() / (2 * 1.959964)
+    x = np.log([*BUDGETS, 1e17])
+    s = np.append(sigma, sigma[0] * 2.0)  # 4 seeds there, 1 planned
+    w = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
+    assert plan.sigma_ln_N_opt == pytest.approx(s[-1], rel=1e-6)
+    assert plan.width_planned == pytest.approx(2 * 1.959964 * np.sqrt((w**2 * s**2).sum()), rel=1e-6)
+    assert plan.width_model == pytest.approx(seeds_for_width(fit, df, 1.0).width_model, rel=1e-12)
+    assert "A budget of 1e+17 FLOPs with 1 seed(s) per size" in plan.summary()
+    assert "h of compute" in plan.summary()
+    assert plan_new_budget(fit, df, 1e17).seeds == 4  # as many as the nearest budget, 1e18
+    untimed = plan_new_budget(fit, df.drop(columns="wall_time_s"), 1e17, 1)
+    assert np.isnan(untimed.seconds) and "time not recorded" in untimed.summary()
+
+
 def test_errors_name_what_was_given() -> None:
     df = noisy_sweep(2, rng_seed=4)
     fit = fit_isoflop(df, n_bootstrap=100)
@@ -136,3 +175,11 @@ def test_errors_name_what_was_given() -> None:
         seeds_for_width(fit, df[df["compute_budget"] != BUDGETS[0]], 0.1)
     with pytest.raises(ValueError, match=r"Got budget='C', expected a column of df"):
         seeds_for_width(fit, df, 0.1, budget="C")
+    with pytest.raises(ValueError, match=r"Got new_budget=1e\+18, expected a positive number of FLOPs not fitted yet"):
+        plan_new_budget(fit, df, 1e18, 2)
+    with pytest.raises(ValueError, match=r"Got seeds=0, expected an int >= 1"):
+        plan_new_budget(fit, df, 1e21, 0)
+    with pytest.raises(ValueError, match=r"Got like=2e\+20, expected one of the fitted budgets \[1e\+18, "):
+        plan_new_budget(fit, df, 1e21, 2, like=2e20)
+    with pytest.raises(ValueError, match=r"Got a fit with n_bootstrap=0, expected bootstrap resamples"):
+        plan_new_budget(fit_isoflop(df, n_bootstrap=0), df, 1e21, 2)

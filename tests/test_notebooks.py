@@ -446,6 +446,8 @@ def test_explore_fits_only_the_budgets_above_the_floor(tmp_path: Path) -> None:
     assert re.search(r"The 95% interval of a is 0\.\d\d wide \(bootstrap; the variance model gives 0\.\d\d\)\.\n"
                      r"The budget 1e\+13 FLOPs holds \d+% of its variance", plan_text), plan_text
     assert re.search(r"To reach 0\.30: \d+ more runs, \d+\.\d h of compute", plan_text), plan_text
+    assert re.search(r"A budget of 3e\+13 FLOPs with 5 seed\(s\) per size, pinning its optimum as 1e\+13 does per "
+                     r"seed, would take the 95% interval of a from 0\.\d\d to 0\.\d\d wide", plan_text), plan_text
     # Leave one budget out: the others' law predicts each resolved budget's optimum within its intervals.
     holdout = next(c for c in cells if "holdout_check(" in c.source)
     shown = next(o for o in holdout.outputs if "data" in o)["data"]["text/plain"]  # wrapped by pandas
