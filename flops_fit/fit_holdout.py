@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from flops_fit.fit_inputs import check_min_p_interior, check_options, column
+from flops_fit.fit_inputs import check_options, column
 from flops_fit.isoflop_fit import fit_isoflop
 from flops_fit.laws import log_sigma
 
@@ -92,8 +92,7 @@ def holdout_check(
         ``n_bootstrap`` of 0, or fewer than 3 kept budgets (leaving one out
         must leave two to fit a line).
     """
-    check_options(n_bootstrap, ci_level, flops_per_sample_per_param)
-    check_min_p_interior(min_p_interior, n_bootstrap)
+    check_options(n_bootstrap, ci_level, flops_per_sample_per_param)  # min_p_interior: fit_isoflop checks it
     if n_bootstrap < 1:
         raise ValueError(f"Got n_bootstrap={n_bootstrap}, expected at least 1: the check compares intervals")
     options = {"budget": budget, "size": size, "loss": loss, "data": data, "n_bootstrap": n_bootstrap,

@@ -152,6 +152,17 @@ class SeedPlan:
                        "limits it.")
 
 
+def _slope_weights(ln_budgets: np.ndarray) -> np.ndarray:
+    """``w_b`` with ``a = sum_b w_b ln N_opt(C_b) + const``: least-squares slope weights over ``ln C``."""
+    centred = ln_budgets - ln_budgets.mean()
+    return centred / (centred**2).sum()
+
+
+def _model_width(weight: np.ndarray, sigma: np.ndarray, ci_level: float) -> float:
+    """Width of the ``ci_level`` interval of ``a`` from ``Var(a) = sum w_b**2 sigma_b**2`` (normal)."""
+    return 2 * float(norm.ppf(0.5 + ci_level / 2)) * math.sqrt(float((weight**2 * sigma**2).sum()))
+
+
 def _budget_table(fit: Result, runs: pd.DataFrame, budget: str, size: str,
                   time: str | None) -> tuple[pd.DataFrame, bool]:
     """Per budget the fit used: runs, sizes, seeds, seconds, ``sigma_ln_N_opt`` and ``weight``; and whether timed."""
@@ -177,8 +188,7 @@ def _budget_table(fit: Result, runs: pd.DataFrame, budget: str, size: str,
             f"Got budgets {used['budget'].tolist()} without a bootstrap interval of N_opt or without "
             f"runs in `runs`, expected the runs the fit was made from"
         )
-    x = np.log(table["budget"].to_numpy(float))
-    table["sigma_ln_N_opt"], table["weight"] = sigma, (x - x.mean()) / ((x - x.mean()) ** 2).sum()
+    table["sigma_ln_N_opt"], table["weight"] = sigma, _slope_weights(np.log(table["budget"].to_numpy(float)))
     return table, seconds is not None
 
 
@@ -218,10 +228,9 @@ def seeds_for_width(
     """
     check_number("target_width", target_width, allowed="a positive number", test=lambda v: v > 0)
     table, timed = _budget_table(fit, runs, budget, size, time)
-    z = float(norm.ppf(0.5 + fit.ci_level / 2))
     weight, sigma = table["weight"].to_numpy(), table["sigma_ln_N_opt"].to_numpy()
     variance = weight**2 * sigma**2
-    z_width = 2 * z
+    z_width = 2 * float(norm.ppf(0.5 + fit.ci_level / 2))
     cost = table["seconds"] if timed else table["runs"]  # what one more repeat costs
     repeat = allocate_repeats(variance, cost.to_numpy(float), (target_width / z_width) ** 2)
     seeds_needed = np.ceil(table["seeds"].to_numpy() * repeat - 1e-9)
@@ -232,8 +241,8 @@ def seeds_for_width(
     table["extra_seconds"] = (actual - 1) * table["seconds"]
     lo, hi = fit.ci["a"]
     return SeedPlan(
-        table=table, width_bootstrap=float(hi - lo), width_model=float(z_width * np.sqrt(variance.sum())),
-        width_planned=float(z_width * np.sqrt((variance / actual).sum())), target_width=float(target_width),
+        table=table, width_bootstrap=float(hi - lo), width_model=_model_width(weight, sigma, fit.ci_level),
+        width_planned=_model_width(weight, sigma / np.sqrt(actual), fit.ci_level), target_width=float(target_width),
         ci_level=fit.ci_level, cost_unit="seconds" if timed else "runs",
     )
 
@@ -335,13 +344,12 @@ def plan_new_budget(
     ref = table[mine].iloc[0]
     seeds = math.ceil(ref["seeds"] - 1e-9) if seeds is None else seeds
     sigma_new = float(ref["sigma_ln_N_opt"] * math.sqrt(ref["seeds"] / seeds))
-    x = np.log(np.append(fitted, new_budget))
-    weight = (x - x.mean()) / ((x - x.mean()) ** 2).sum()
+    weight = _slope_weights(np.log(np.append(fitted, new_budget)))
     sigma = np.append(table["sigma_ln_N_opt"].to_numpy(), sigma_new)
-    z_width = 2 * float(norm.ppf(0.5 + fit.ci_level / 2))
-    now = z_width * math.sqrt(float((table["weight"] ** 2 * table["sigma_ln_N_opt"] ** 2).sum()))
     seconds = float(ref["seconds"] / ref["seeds"] * seeds * new_budget / ref["budget"]) if timed else math.nan
     return BudgetPlan(budget=float(new_budget), seeds=int(seeds), like=float(ref["budget"]),
-                      sigma_ln_N_opt=sigma_new, width_model=now,
-                      width_planned=z_width * math.sqrt(float((weight**2 * sigma**2).sum())),
+                      sigma_ln_N_opt=sigma_new,
+                      width_model=_model_width(table["weight"].to_numpy(), table["sigma_ln_N_opt"].to_numpy(),
+                                               fit.ci_level),
+                      width_planned=_model_width(weight, sigma, fit.ci_level),
                       seconds=seconds, ci_level=fit.ci_level)
