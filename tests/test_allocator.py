@@ -1,0 +1,68 @@
+"""flops_fit.allocator: workers reuse freed memory instead of mapping fresh pages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from flops_fit import allocator
+from flops_fit.allocator import MMAP_THRESHOLD, keep_freed_memory, page_faults
+from flops_fit.executors import make_executor
+
+glibc_only = pytest.mark.skipif(allocator._glibc() is None, reason="mallopt is glibc's")
+BLOCK, REPEATS = 8 * 2**20, 40  # an activation-sized block, allocated and freed repeatedly
+PAGES = BLOCK // 4096  # faults of the first allocation alone (4 KiB pages)
+# What a Dask Nanny sets in its workers: the mmap threshold stays at 128 KiB.
+DASK_ENV = {"MALLOC_TRIM_THRESHOLD_": "65536"}
+
+
+def _faults_in_fresh_process(keep: bool) -> int:
+    code = (  # keep_freed_memory returns True: glibc took both settings
+        "from flops_fit.allocator import keep_freed_memory, page_faults\n"
+        f"assert keep_freed_memory() is True if {keep} else True\n"
+        f"print(page_faults({BLOCK}, {REPEATS}))"
+    )
+    env = {**os.environ, **DASK_ENV}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+@glibc_only
+def test_keep_freed_memory_stops_a_fresh_mapping_per_allocation():
+    # Under Dask's setting every 8 MiB block is mapped afresh (about REPEATS x PAGES
+    # faults; fewer with transparent huge pages); kept, only the first one faults.
+    mapped, kept = _faults_in_fresh_process(False), _faults_in_fresh_process(True)
+    assert kept <= 2 * PAGES
+    assert mapped > 5 * kept, (mapped, kept)
+
+
+@glibc_only
+def test_pool_workers_keep_freed_memory(monkeypatch):
+    # make_executor's workers call keep_freed_memory at start, even with Dask's variable set.
+    for name, value in DASK_ENV.items():
+        monkeypatch.setenv(name, value)
+    with make_executor(1, kind="process") as pool:
+        faults = pool.submit(page_faults, BLOCK, REPEATS).result(timeout=120)
+    assert faults <= 2 * PAGES, faults
+
+
+def test_keep_freed_memory_is_a_no_op_off_linux(monkeypatch):
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert keep_freed_memory() is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"mmap_threshold": 0}, r"Got mmap_threshold=0, expected 1 to 33554432 bytes"),
+        ({"mmap_threshold": MMAP_THRESHOLD + 1}, r"Got mmap_threshold=33554433, expected 1 to 33554432 bytes"),
+        ({"mmap_threshold": 2**20, "trim_threshold": 2**19},
+         r"Got trim_threshold=524288, expected at least mmap_threshold=1048576"),
+    ],
+)
+def test_keep_freed_memory_rejects_thresholds_outside_glibc_s_range(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        keep_freed_memory(**kwargs)
