@@ -48,9 +48,11 @@ def keep_freed_memory(
 ) -> bool:
     """Let glibc reuse freed blocks below ``mmap_threshold`` instead of mapping fresh pages.
 
-    Called by every worker process :func:`flops_fit.executors.make_executor`
-    starts. The cost is memory: the process keeps up to ``trim_threshold``
-    bytes of freed heap for reuse rather than returning them to the system.
+    The runner calls it before every experiment, in whichever process runs
+    it (:mod:`flops_fit.execution`): a pool's or a Dask cluster's worker, a
+    SLURM job, or the caller's own process. The cost is memory: the process
+    keeps up to ``trim_threshold`` bytes of freed heap for reuse rather than
+    returning them to the system.
 
     Parameters
     ----------

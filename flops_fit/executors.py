@@ -33,7 +33,6 @@ from typing import Any, Literal
 
 import torch
 
-from flops_fit.allocator import keep_freed_memory
 from flops_fit.checks import check_choice, check_int, is_int
 
 __all__ = ["DaskExecutor", "SubmititExecutor", "exit_with_parent", "make_executor", "pin_process"]
@@ -50,12 +49,7 @@ def _cpu_count() -> int:
 
 
 def pin_process(cuda_device: str | None, threads: int) -> None:
-    """Pin this process to one GPU and a number of torch CPU threads; keep freed memory.
-
-    Every worker :func:`make_executor` starts runs this once. It also calls
-    :func:`flops_fit.allocator.keep_freed_memory`, so a training step reuses
-    the memory the last one freed (a Dask worker would otherwise map every
-    activation afresh).
+    """Pin this process to one GPU and a number of torch CPU threads.
 
     Parameters
     ----------
@@ -81,7 +75,6 @@ def pin_process(cuda_device: str | None, threads: int) -> None:
                 f"which still sees {visible} GPUs; expected 1 (pin before any CUDA call)"
             )
     torch.set_num_threads(threads)
-    keep_freed_memory()
 
 
 def exit_with_parent(parent_pid: int, *, interval: float = 0.5) -> threading.Thread:

@@ -18,7 +18,8 @@ import torch
 
 from flops_fit.errors import DivergedError
 
-__all__ = ["GroupedDraws", "count_calls", "flaky", "seeded_draws", "sleepy", "tiny_train", "worker_info"]
+__all__ = ["GroupedDraws", "count_calls", "flaky", "page_fault_count", "seeded_draws", "sleepy", "tiny_train",
+           "worker_info"]
 
 
 def count_calls(run_dir: Path) -> int:
@@ -47,6 +48,13 @@ def tiny_train(config: dict[str, Any], run_dir: Path, *, device: str) -> dict[st
             for p in model.parameters():
                 p -= config.get("lr", 0.1) * p.grad
     return {"final_loss": loss.item(), "py_draw": random.random(), "weight0": model.weight[0, 0].item()}
+
+
+def page_fault_count(config: dict[str, Any], run_dir: Path, *, device: str) -> dict[str, Any]:
+    """Page faults of allocating and freeing ``config["nbytes"]`` ``config["repeats"]`` times."""
+    from flops_fit.allocator import page_faults
+
+    return {"faults": page_faults(config["nbytes"], config["repeats"])}
 
 
 def seeded_draws(config: dict[str, Any], run_dir: Path, *, device: str) -> dict[str, Any]:
