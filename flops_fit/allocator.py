@@ -1,17 +1,21 @@
-"""The C allocator of the worker processes: keep freed memory instead of returning it.
+"""The C allocator of the worker processes: undo a trim threshold set on its own.
 
 A training step allocates and frees the same large temporaries (activations,
 gradients, FFT buffers: megabytes each at N = 64) every step. glibc serves a
-block above its mmap threshold with fresh pages from the kernel, and gives
-freed memory at the top of the heap back once it exceeds the trim threshold;
-either way the next step touches new pages, each a page fault that the kernel
-zero-fills. glibc raises the mmap threshold by itself as blocks are freed, but
-only while neither threshold was ever set: a Dask Nanny sets
+block above its mmap threshold with fresh pages from the kernel, each a page
+fault that the kernel zero-fills. glibc raises the mmap threshold by itself as
+blocks are freed, but only while no threshold was ever set: a Dask Nanny sets
 ``MALLOC_TRIM_THRESHOLD_=65536`` in its workers' environment
-(``distributed.nanny.pre-spawn-environ``), which fixes the mmap threshold at
-128 KiB, so every activation is a fresh mapping (measured: 153,000 faults per
-step for 3 stacked width-8 ``fno`` at N = 64, against 14,000 with glibc's
-defaults and about 300 with :func:`keep_freed_memory`; the step 1.6x slower).
+(``distributed.nanny.pre-spawn-environ``), which as a side effect fixes the
+mmap threshold at 128 KiB, so every activation is a fresh mapping. Measured
+(3 stacked width-8 ``fno``, N = 64, one thread): 153,000 faults per step and
+1.33 s, against 14,000 and 0.80 s with glibc's defaults and about 300 and 0.80 s
+with :func:`keep_freed_memory`.
+
+With glibc's defaults the runner leaves the allocator alone: in the CPU
+IsoFLOP study (N = 32, widths 1-8 stacked, 2 workers) chunks of runs trained
+with :func:`keep_freed_memory` took 562 and 586 s against 523 and 527 s for
+the interleaved chunks without it (``notebooks/example_isoflop``, call 18).
 
 Written by hand because no library sets this: it is two ``mallopt(3)`` calls
 through :mod:`ctypes`, the runtime form of the environment variables (which a
@@ -21,11 +25,14 @@ process reads once, at its start, so a worker cannot set them for itself).
 from __future__ import annotations
 
 import ctypes
+import os
 import sys
+from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_memory", "page_faults"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_freed_memory", "page_faults", "trim_threshold_alone",
+           "undo_trim_threshold_alone"]
 
 # mallopt(3) parameter numbers, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -48,11 +55,9 @@ def keep_freed_memory(
 ) -> bool:
     """Let glibc reuse freed blocks below ``mmap_threshold`` instead of mapping fresh pages.
 
-    The runner calls it before every experiment, in whichever process runs
-    it (:mod:`flops_fit.execution`): a pool's or a Dask cluster's worker, a
-    SLURM job, or the caller's own process. The cost is memory: the process
-    keeps up to ``trim_threshold`` bytes of freed heap for reuse rather than
-    returning them to the system.
+    The cost is memory: the process keeps up to ``trim_threshold`` bytes of
+    freed heap for reuse rather than returning them to the system. The runner
+    calls it only through :func:`undo_trim_threshold_alone`.
 
     Parameters
     ----------
@@ -120,3 +125,37 @@ def page_faults(nbytes: int = 8 * 2**20, repeats: int = 20) -> int:
         block.fill(1)  # touch every page
         del block
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def trim_threshold_alone(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment set glibc's trim threshold but not its mmap threshold.
+
+    Parameters
+    ----------
+    environ : Mapping, optional
+        The environment to read (default :data:`os.environ`): the
+        ``MALLOC_*_`` variables and ``GLIBC_TUNABLES`` (``glibc.malloc.*``).
+
+    Returns
+    -------
+    bool
+        True when the mmap threshold was fixed at 128 KiB as a side effect
+        (as a Dask Nanny's workers have it); False when neither was set, or
+        when the mmap threshold was chosen too (a user's tuning, left alone).
+    """
+    env = os.environ if environ is None else environ
+    tunables = env.get("GLIBC_TUNABLES", "")
+    trim = "MALLOC_TRIM_THRESHOLD_" in env or "glibc.malloc.trim_threshold=" in tunables
+    mmap = "MALLOC_MMAP_THRESHOLD_" in env or "glibc.malloc.mmap_threshold=" in tunables
+    return trim and not mmap
+
+
+def undo_trim_threshold_alone() -> bool:
+    """:func:`keep_freed_memory` where :func:`trim_threshold_alone`; the runner calls it before every experiment.
+
+    Returns
+    -------
+    bool
+        True when the settings changed.
+    """
+    return trim_threshold_alone() and keep_freed_memory()

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from flops_fit.allocator import keep_freed_memory
+from flops_fit.allocator import undo_trim_threshold_alone
 from flops_fit.sweep_io import check_measurements, check_seed, error_text
 
 __all__ = ["check_device_string", "execute_group", "execute_one", "library_versions", "resolve_device",
@@ -201,9 +201,9 @@ def _execute(
     resolved = device
     t0 = time.perf_counter()
     try:
-        # Whichever process this is (a pool's or a cluster's worker, a SLURM job, the
-        # caller's own), let its training steps reuse the memory the last step freed.
-        keep_freed_memory()
+        # A Dask worker (or any process whose environment set glibc's trim threshold
+        # alone) would map every activation afresh: let its steps reuse freed memory.
+        undo_trim_threshold_alone()
         resolved = resolve_device(device)
         seed_everything(configs[0]["seed"])
         for run_dir in dirs:

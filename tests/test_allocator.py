@@ -43,7 +43,7 @@ def test_keep_freed_memory_stops_a_fresh_mapping_per_allocation():
 
 
 @glibc_only
-def test_every_experiment_runs_with_freed_memory_kept(monkeypatch, tmp_path):
+def test_an_experiment_in_a_dask_like_worker_keeps_freed_memory(monkeypatch, tmp_path):
     # Any executor's workers, here a plain spawn pool started with Dask's variable set:
     # the runner keeps freed memory before the experiment, so only the first block faults.
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", DASK_ENV["MALLOC_TRIM_THRESHOLD_"])
@@ -52,6 +52,28 @@ def test_every_experiment_runs_with_freed_memory_kept(monkeypatch, tmp_path):
                        executor=pool, progress=False)
     assert df["status"].tolist() == ["ok"]
     assert df["faults"].iloc[0] <= 2 * PAGES
+
+
+@pytest.mark.parametrize(
+    ("environ", "alone"),
+    [
+        ({}, False),  # glibc's defaults: left alone
+        ({"MALLOC_TRIM_THRESHOLD_": "65536"}, True),  # a Dask Nanny's workers
+        ({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=65536"}, True),
+        ({"MALLOC_TRIM_THRESHOLD_": "65536", "MALLOC_MMAP_THRESHOLD_": "1048576"}, False),  # a user's tuning
+        ({"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1:glibc.malloc.mmap_threshold=1048576"}, False),
+        ({"MALLOC_MMAP_THRESHOLD_": "1048576"}, False),
+    ],
+)
+def test_trim_threshold_alone_reads_the_environment(environ, alone):
+    assert allocator.trim_threshold_alone(environ) is alone
+
+
+def test_undo_leaves_glibc_s_defaults_alone(monkeypatch):
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: pytest.fail("mallopt called"))
+    assert allocator.undo_trim_threshold_alone() is False
 
 
 def test_keep_freed_memory_is_a_no_op_off_linux(monkeypatch):
