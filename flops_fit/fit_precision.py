@@ -98,7 +98,9 @@ class SeedPlan:
         bootstrap spread of ``ln N_opt``), ``weight`` (``w_b``),
         ``variance_share`` (its share of ``Var(a)`` now), ``seconds`` (the
         compute time of its runs now, summed over runs), ``repeat`` (``m_b``),
-        ``seeds_needed`` (runs per size after), ``extra_runs``,
+        ``seeds_needed`` (runs per size after; ``seeds`` unchanged, fractional
+        where sizes have different seeds, for a budget the plan does not add
+        to), ``extra_runs``,
         ``extra_seconds``.
     width_bootstrap : float
         Width of the fit's own bootstrap interval of ``a``.
@@ -233,10 +235,12 @@ def seeds_for_width(
     z_width = 2 * float(norm.ppf(0.5 + fit.ci_level / 2))
     cost = table["seconds"] if timed else table["runs"]  # what one more repeat costs
     repeat = allocate_repeats(variance, cost.to_numpy(float), (target_width / z_width) ** 2)
-    seeds_needed = np.ceil(table["seeds"].to_numpy() * repeat - 1e-9)
-    actual = seeds_needed / table["seeds"].to_numpy()
+    seeds = table["seeds"].to_numpy()  # mean seeds per size: fractional where sizes differ
+    # Round up only where seeds are added: a budget the plan leaves alone keeps its runs.
+    seeds_needed = np.where(repeat > 1 + 1e-9, np.ceil(seeds * repeat - 1e-9), seeds)
+    actual = seeds_needed / seeds
     table["variance_share"] = variance / variance.sum()
-    table["repeat"], table["seeds_needed"] = actual, seeds_needed.astype(int)
+    table["repeat"], table["seeds_needed"] = actual, seeds_needed
     table["extra_runs"] = np.round((actual - 1) * table["runs"]).astype(int)
     table["extra_seconds"] = (actual - 1) * table["seconds"]
     lo, hi = fit.ci["a"]

@@ -104,7 +104,7 @@ def test_a_sweep_run_with_the_planned_seeds_reaches_the_target() -> None:
     plan = seeds_for_width(fit, df, 0.5 * seeds_for_width(fit, df, 1.0).width_model)
     assert plan.extra_runs > 0 and plan.width_planned <= plan.target_width
     # The cheapest plan spends on the outer budgets, not the middle one.
-    seeds = dict(zip(plan.table["budget"], plan.table["seeds_needed"], strict=True))
+    seeds = {C: int(n) for C, n in zip(plan.table["budget"], plan.table["seeds_needed"], strict=True)}
     assert seeds[BUDGETS[2]] == 3 and seeds[BUDGETS[0]] > 3 and seeds[BUDGETS[-1]] > 3
     widths = []
     for rng_seed in (10, 11, 12):  # the new sweep, run three times over with fresh noise
@@ -126,6 +126,21 @@ def test_summary_says_what_limits_the_exponent_and_what_to_add() -> None:
     assert done.extra_runs == 0 and "no run to add" in done.summary()
     untimed = seeds_for_width(fit, df.drop(columns="wall_time_s"), 0.01)
     assert untimed.cost_unit == "runs" and "time not recorded" in untimed.summary()
+
+
+def test_uneven_seeds_are_not_rounded_up_where_nothing_is_added() -> None:
+    # 3 seeds at most sizes and 4 at one: a mean of 3.14 per size, which a met target leaves alone.
+    df = noisy_sweep(4, rng_seed=3)
+    largest = df.groupby("compute_budget")["model_params"].transform("max")
+    df = df[(df["seed"] < 3) | (df["model_params"] == largest)]
+    fit = fit_isoflop(df, n_bootstrap=300)
+    done = seeds_for_width(fit, df, 10.0)
+    assert (done.table["seeds"] % 1 > 0).all()
+    np.testing.assert_array_equal(done.table["seeds_needed"], done.table["seeds"])
+    assert done.extra_runs == 0 and "no run to add" in done.summary()
+    more = seeds_for_width(fit, df, 0.5 * done.width_model)
+    added = more.table[more.table["extra_runs"] > 0]
+    assert len(added) and (added["seeds_needed"] % 1 == 0).all()  # whole seeds where it adds
 
 
 def test_a_sweep_run_with_the_planned_budget_reaches_the_planned_width() -> None:
