@@ -12,10 +12,13 @@ mmap threshold at 128 KiB, so every activation is a fresh mapping. Measured
 1.33 s, against 14,000 and 0.80 s with glibc's defaults and about 300 and 0.80 s
 with :func:`keep_freed_memory`.
 
-With glibc's defaults the runner leaves the allocator alone: in the CPU
-IsoFLOP study (N = 32, widths 1-8 stacked, 2 workers) chunks of runs trained
-with :func:`keep_freed_memory` took 562 and 586 s against 523 and 527 s for
-the interleaved chunks without it (``notebooks/example_isoflop``, call 18).
+With glibc's defaults the runner leaves the allocator alone. One training
+step alone in a fresh process gains 3-19 % from :func:`keep_freed_memory`
+(``benchmarks/bench_fno_train.py --fresh``, its ``kept`` column), but the
+CPU IsoFLOP study end to end did not (N = 32, widths 1-8 stacked, 2 workers):
+chunks of runs trained with it took 562, 586 and 470 s against 527, 523, 462
+and 526 s for the interleaved chunks without it (``notebooks/example_isoflop``,
+call 18).
 
 Written by hand because no library sets this: it is two ``mallopt(3)`` calls
 through :mod:`ctypes`, the runtime form of the environment variables (which a
