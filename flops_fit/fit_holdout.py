@@ -25,11 +25,10 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from flops_fit.fit_inputs import check_options, column
 from flops_fit.isoflop_fit import fit_isoflop
-from flops_fit.laws import log_sigma
+from flops_fit.laws import log_sigma, two_sided_z
 
 __all__ = ["holdout_check"]
 
@@ -107,7 +106,7 @@ def holdout_check(
             f"({kept['budget'].tolist()}), expected at least 3: leaving one out must leave 2 to fit a line"
         )
     C = column(df, "budget", budget)
-    z_level = float(norm.ppf(0.5 + ci_level / 2))
+    z_level = two_sided_z(ci_level)
     rows = []
     for i, own in kept.iterrows():
         others = kept["budget"].drop(index=i).to_numpy(float)

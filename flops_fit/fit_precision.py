@@ -38,12 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from flops_fit.checks import check_int, check_number
 from flops_fit.fit_inputs import column
 from flops_fit.fit_result import Result
-from flops_fit.laws import log_sigma
+from flops_fit.laws import log_sigma, two_sided_z
 
 __all__ = ["BudgetPlan", "SeedPlan", "allocate_repeats", "plan_new_budget", "seeds_for_width"]
 
@@ -162,7 +161,7 @@ def _slope_weights(ln_budgets: np.ndarray) -> np.ndarray:
 
 def _model_width(weight: np.ndarray, sigma: np.ndarray, ci_level: float) -> float:
     """Width of the ``ci_level`` interval of ``a`` from ``Var(a) = sum w_b**2 sigma_b**2`` (normal)."""
-    return 2 * float(norm.ppf(0.5 + ci_level / 2)) * math.sqrt(float((weight**2 * sigma**2).sum()))
+    return 2 * two_sided_z(ci_level) * math.sqrt(float((weight**2 * sigma**2).sum()))
 
 
 def _budget_table(fit: Result, runs: pd.DataFrame, budget: str, size: str,
@@ -232,7 +231,7 @@ def seeds_for_width(
     table, timed = _budget_table(fit, runs, budget, size, time)
     weight, sigma = table["weight"].to_numpy(), table["sigma_ln_N_opt"].to_numpy()
     variance = weight**2 * sigma**2
-    z_width = 2 * float(norm.ppf(0.5 + fit.ci_level / 2))
+    z_width = 2 * two_sided_z(fit.ci_level)
     cost = table["seconds"] if timed else table["runs"]  # what one more repeat costs
     repeat = allocate_repeats(variance, cost.to_numpy(float), (target_width / z_width) ** 2)
     seeds = table["seeds"].to_numpy()  # mean seeds per size: fractional where sizes differ

@@ -36,6 +36,7 @@ __all__ = [
     "nan_resamples",
     "optimal_allocation",
     "percentile_interval",
+    "two_sided_z",
 ]
 
 # Parameters of each fit method, in the order they are reported.
@@ -154,6 +155,11 @@ def percentile_interval(samples: np.ndarray, ci_level: float) -> tuple[np.ndarra
     return lo, hi
 
 
+def two_sided_z(ci_level: float) -> float:
+    """The normal quantile ``z`` of ``0.5 + ci_level / 2``: a ``ci_level`` interval is ``mean +- z sigma``."""
+    return float(norm.ppf(0.5 + ci_level / 2))
+
+
 def log_sigma(low: ArrayLike, high: ArrayLike, ci_level: float) -> np.ndarray:
     """Standard deviation of ``ln x`` implied by a ``ci_level`` interval ``[low, high]`` of ``x``.
 
@@ -162,7 +168,7 @@ def log_sigma(low: ArrayLike, high: ArrayLike, ci_level: float) -> np.ndarray:
     interval of a positive quantity (Efron & Tibshirani 1993, ch. 13). NaN where
     an end is missing.
     """
-    z = float(norm.ppf(0.5 + ci_level / 2))
+    z = two_sided_z(ci_level)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.log(np.asarray(high, float) / np.asarray(low, float)) / (2 * z)
 
